@@ -1,0 +1,26 @@
+"""The three sepsis environments on one shared patient model."""
+
+from sepsisim_jax.envs.base import EnvState, SepsisEnv
+from sepsisim_jax.envs.fluid_resuscitation import FluidResuscitation, FluidResuscitationParams
+from sepsisim_jax.envs.registration import ENV_IDS, SEVERITIES, env_class, make, register_gymnax
+from sepsisim_jax.envs.sepsis_management import SepsisManagement, SepsisManagementParams
+from sepsisim_jax.envs.vasopressor_titration import (
+    VasopressorTitration,
+    VasopressorTitrationParams,
+)
+
+__all__ = [
+    "ENV_IDS",
+    "SEVERITIES",
+    "EnvState",
+    "FluidResuscitation",
+    "FluidResuscitationParams",
+    "SepsisEnv",
+    "SepsisManagement",
+    "SepsisManagementParams",
+    "VasopressorTitration",
+    "VasopressorTitrationParams",
+    "env_class",
+    "make",
+    "register_gymnax",
+]

@@ -1,0 +1,119 @@
+"""FluidResuscitation-v0: hourly crystalloid boluses for a septic patient (port of sepsisim 0.1.0).
+
+| | shape, dtype | content |
+|---|---|---|
+| observation | (7,) float32 | MAP [20, 150] mmHg, lactate [0.1, 30] mmol/L, urine [0, 2] mL/kg/h, tissue damage [0, 1], excess volume [-1, 10] L, bacteria [0, 1], SOFA [0, 12] |
+| action | (1,) float32 | fluid bolus [0, 1000] mL this hour |
+| reward | () float | +2 if 65 <= MAP <= 90, -3 if MAP < 50, -(65 - MAP)/15 if 50 <= MAP < 65; +1 if lactate < 2, -0.5 (lactate - 4) if above 4; +0.5 if urine >= 0.5; -(V - 4) if volume V > 4 L; -0.1 D; -50 on death |
+| termination | | tissue damage >= 0.9; truncation after 72 steps |
+
+Antibiotics are running throughout (efficacy 0.5/h), so survival does not depend on the policy.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from gymnax.environments import environment
+
+from sepsisim_jax.envs.base import (
+    EnvState,
+    SepsisEnv,
+    Treatment,
+    as_float32_obs,
+    excess,
+    lactate_reward,
+)
+from sepsisim_jax.physiology.parameters import param
+from sepsisim_jax.physiology.patient import PatientParams
+
+MAX_FLUID_ML = 1000.0
+
+
+@struct.dataclass
+class FluidResuscitationParams(environment.EnvParams):
+    """Traced parameters of FluidResuscitation-v0."""
+
+    patient: PatientParams = struct.field(default_factory=PatientParams)
+    antibiotic_efficacy: float = param(
+        0.5, 0.0, 1.0, "1/h", "sepsisim 0.1.0 (antibiotic given from admission)"
+    )
+    max_steps_in_episode: int = 72
+
+
+class FluidResuscitation(SepsisEnv[FluidResuscitationParams]):
+    """Fluid resuscitation: restore MAP and lactate clearance without fluid overload."""
+
+    env_id = "FluidResuscitation-v0"
+    severity_bacteria = {"easy": 0.2, "medium": 0.4, "hard": 0.6}
+    obs_low = np.array([20.0, 0.1, 0.0, 0.0, -1.0, 0.0, 0.0], np.float32)
+    obs_high = np.array([150.0, 30.0, 2.0, 1.0, 10.0, 1.0, 12.0], np.float32)
+    action_low = np.array([0.0], np.float32)
+    action_high = np.array([MAX_FLUID_ML], np.float32)
+    info_keys = (
+        "map_mmhg",
+        "lactate",
+        "urine_output",
+        "tissue_damage",
+        "bacteria",
+        "total_fluid_ml",
+        "intravascular_volume",
+        "step",
+    )
+
+    @property
+    def default_params(self) -> FluidResuscitationParams:
+        return FluidResuscitationParams(patient=self.patient_params())
+
+    def _admission_treatment(self, params: FluidResuscitationParams) -> tuple[float, float]:
+        return 0.0, 0.0
+
+    def _treat(
+        self, state: EnvState, action: jax.Array, params: FluidResuscitationParams
+    ) -> Treatment:
+        return Treatment(
+            fluid_ml=jnp.clip(action[0], 0.0, MAX_FLUID_ML),
+            vaso_dose=state.patient.vaso_dose,
+            antibiotic_active=state.antibiotic_active,
+            antibiotic_efficacy=jnp.asarray(params.antibiotic_efficacy),
+            hours_on_vasopressors=state.hours_on_vasopressors,
+        )
+
+    def _reward(
+        self,
+        prev: EnvState,
+        state: EnvState,
+        params: FluidResuscitationParams,
+    ) -> jax.Array:
+        pat = state.patient
+        map_mmhg = pat.map_mmhg
+        map_reward = jnp.where(
+            (map_mmhg >= 65.0) & (map_mmhg <= 90.0),
+            2.0,
+            jnp.where(
+                map_mmhg < 50.0,
+                -3.0,
+                jnp.where(map_mmhg < 65.0, -(65.0 - map_mmhg) / 15.0, 0.0),
+            ),
+        )
+        return (
+            map_reward
+            + lactate_reward(pat.lactate)
+            + jnp.where(pat.urine >= 0.5, 0.5, 0.0)
+            - excess(pat.volume, 4.0)
+            - 0.1 * pat.inflammation.damage
+        )
+
+    def _observation(self, state: EnvState) -> jax.Array:
+        pat = state.patient
+        return as_float32_obs(
+            pat.map_mmhg,
+            pat.lactate,
+            pat.urine,
+            pat.inflammation.damage,
+            pat.volume,
+            pat.inflammation.bacteria,
+            state.sofa,
+        )

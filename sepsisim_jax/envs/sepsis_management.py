@@ -1,0 +1,144 @@
+"""SepsisManagement-v0: fluids, vasopressor titration and antibiotic timing together (port of sepsisim 0.1.0).
+
+| | shape, dtype | content |
+|---|---|---|
+| observation | (10,) float32 | MAP [20, 150] mmHg, lactate [0.1, 30] mmol/L, urine [0, 2] mL/kg/h, tissue damage [0, 1], excess volume [-1, 10] L, vasopressor dose [0, 2] mcg/kg/min, bacteria [0, 1], SOFA [0, 12], hours since admission [0, 72], antibiotic active {0, 1} |
+| action | (3,) float32 | fluid bolus [0, 1000] mL, dose change [-0.1, 0.1] mcg/kg/min, antibiotic [0, 1] (given once, when > 0.5) |
+| reward | () float | +1.5 if 65 <= MAP <= 90, -3 if MAP < 55, -(65 - MAP)/10 if 55 <= MAP < 65; +1 if lactate < 2, -0.5 (lactate - 4) above 4; +0.5 clip(lactate drop, -2, 2); +0.3 SOFA drop; -0.5 (V - 4) above 4 L; -0.3 (dose - 0.5) above 0.5; +0.5 if urine >= 0.5; -1 per step without antibiotic from step 3; -0.1 D; -50 on death; +10 when stabilised (MAP >= 65, lactate < 2, SOFA <= 3, from step 6) |
+| termination | | tissue damage >= 0.9; truncation after 72 steps |
+
+The only environment where the policy changes survival: the antibiotic (efficacy 0.5/h once
+given) is what clears bacteria.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from gymnax.environments import environment
+
+from sepsisim_jax.envs.base import (
+    EnvState,
+    SepsisEnv,
+    Treatment,
+    as_float32_obs,
+    excess,
+    lactate_reward,
+)
+from sepsisim_jax.envs.fluid_resuscitation import MAX_FLUID_ML
+from sepsisim_jax.envs.vasopressor_titration import MAX_DOSE, MAX_DOSE_CHANGE
+from sepsisim_jax.physiology.parameters import param
+from sepsisim_jax.physiology.patient import PatientParams
+
+ANTIBIOTIC_THRESHOLD = 0.5  # action[2] above this gives the antibiotic
+ANTIBIOTIC_GRACE_STEPS = 3  # steps without antibiotic before the -1 per step penalty
+STABILISATION_BONUS = 10.0
+STABILISATION_MIN_STEPS = 6
+
+
+@struct.dataclass
+class SepsisManagementParams(environment.EnvParams):
+    """Traced parameters of SepsisManagement-v0."""
+
+    patient: PatientParams = struct.field(default_factory=PatientParams)
+    antibiotic_efficacy: float = param(
+        0.5, 0.0, 1.0, "1/h", "sepsisim 0.1.0 (effect once the antibiotic is given)"
+    )
+    max_steps_in_episode: int = 72
+
+
+class SepsisManagement(SepsisEnv[SepsisManagementParams]):
+    """Combined management: fluids, vasopressors and when to start antibiotics."""
+
+    env_id = "SepsisManagement-v0"
+    severity_bacteria = {"easy": 0.25, "medium": 0.45, "hard": 0.65}
+    obs_low = np.array([20.0, 0.1, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0], np.float32)
+    obs_high = np.array([150.0, 30.0, 2.0, 1.0, 10.0, MAX_DOSE, 1.0, 12.0, 72.0, 1.0], np.float32)
+    action_low = np.array([0.0, -MAX_DOSE_CHANGE, 0.0], np.float32)
+    action_high = np.array([MAX_FLUID_ML, MAX_DOSE_CHANGE, 1.0], np.float32)
+    info_keys = (
+        "map_mmhg",
+        "lactate",
+        "urine_output",
+        "tissue_damage",
+        "bacteria",
+        "vasopressor_dose",
+        "total_fluid_ml",
+        "intravascular_volume",
+        "antibiotic_active",
+        "step",
+    )
+
+    @property
+    def default_params(self) -> SepsisManagementParams:
+        return SepsisManagementParams(patient=self.patient_params())
+
+    def _admission_treatment(self, params: SepsisManagementParams) -> tuple[float, float]:
+        return 0.0, 0.0
+
+    def _treat(
+        self, state: EnvState, action: jax.Array, params: SepsisManagementParams
+    ) -> Treatment:
+        change = jnp.clip(action[1], -MAX_DOSE_CHANGE, MAX_DOSE_CHANGE)
+        active = state.antibiotic_active | (action[2] > ANTIBIOTIC_THRESHOLD)
+        return Treatment(
+            fluid_ml=jnp.clip(action[0], 0.0, MAX_FLUID_ML),
+            vaso_dose=jnp.clip(state.patient.vaso_dose + change, 0.0, MAX_DOSE),
+            antibiotic_active=active,
+            antibiotic_efficacy=jnp.where(active, params.antibiotic_efficacy, 0.0),
+            hours_on_vasopressors=state.hours_on_vasopressors,
+        )
+
+    def _reward(
+        self,
+        prev: EnvState,
+        state: EnvState,
+        params: SepsisManagementParams,
+    ) -> jax.Array:
+        pat = state.patient
+        map_mmhg = pat.map_mmhg
+        map_reward = jnp.where(
+            (map_mmhg >= 65.0) & (map_mmhg <= 90.0),
+            1.5,
+            jnp.where(
+                map_mmhg < 55.0,
+                -3.0,
+                jnp.where(map_mmhg < 65.0, -(65.0 - map_mmhg) / 10.0, 0.0),
+            ),
+        )
+        untreated = ~state.antibiotic_active & (prev.time >= ANTIBIOTIC_GRACE_STEPS)
+        stabilised = (
+            (map_mmhg >= 65.0)
+            & (pat.lactate < 2.0)
+            & (state.sofa <= 3)
+            & (state.time >= STABILISATION_MIN_STEPS)
+        )
+        return (
+            map_reward
+            + lactate_reward(pat.lactate)
+            + 0.5 * jnp.clip(prev.patient.lactate - pat.lactate, -2.0, 2.0)
+            + 0.3 * (prev.sofa - state.sofa)
+            - 0.5 * excess(pat.volume, 4.0)
+            - 0.3 * excess(pat.vaso_dose, 0.5)
+            + jnp.where(pat.urine >= 0.5, 0.5, 0.0)
+            - jnp.where(untreated, 1.0, 0.0)
+            - 0.1 * pat.inflammation.damage
+            + jnp.where(stabilised, STABILISATION_BONUS, 0.0)
+        )
+
+    def _observation(self, state: EnvState) -> jax.Array:
+        pat = state.patient
+        return as_float32_obs(
+            pat.map_mmhg,
+            pat.lactate,
+            pat.urine,
+            pat.inflammation.damage,
+            pat.volume,
+            pat.vaso_dose,
+            pat.inflammation.bacteria,
+            state.sofa,
+            state.time,
+            state.antibiotic_active,
+        )

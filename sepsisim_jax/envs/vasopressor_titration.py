@@ -1,0 +1,128 @@
+"""VasopressorTitration-v0: hourly norepinephrine dose changes in septic shock (port of sepsisim 0.1.0).
+
+| | shape, dtype | content |
+|---|---|---|
+| observation | (8,) float32 | MAP [20, 150] mmHg, lactate [0.1, 30] mmol/L, urine [0, 2] mL/kg/h, tissue damage [0, 1], vasopressor dose [0, 2] mcg/kg/min, bacteria [0, 1], SOFA [0, 12], hours on vasopressors [0, 72] |
+| action | (1,) float32 | dose change [-0.1, 0.1] mcg/kg/min this hour; the dose stays in [0, 2] |
+| reward | () float | +2 if 65 <= MAP <= 85, -3 if MAP < 55, -1.5 (65 - MAP)/10 if 55 <= MAP < 65, -0.5 (MAP - 100)/20 if MAP > 100; +1 if lactate < 2, -0.5 (lactate - 4) above 4; -0.5 (dose - 0.5) above 0.5; +0.5 if urine >= 0.5; -0.1 D; -50 on death |
+| termination | | tissue damage >= 0.9; truncation after 72 steps |
+
+A protocol gives 250 mL of fluid every hour and a weak antibiotic (efficacy 0.15/h): with the
+default physiology every patient dies within 7-8 hours, whatever the policy.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from gymnax.environments import environment
+
+from sepsisim_jax.envs.base import (
+    EnvState,
+    SepsisEnv,
+    Treatment,
+    as_float32_obs,
+    excess,
+    lactate_reward,
+)
+from sepsisim_jax.physiology.parameters import param
+from sepsisim_jax.physiology.patient import PatientParams
+
+MAX_DOSE_CHANGE = 0.1  # mcg/kg/min per step
+MAX_DOSE = 2.0  # mcg/kg/min
+_REFERENCE = "sepsisim 0.1.0"
+
+
+@struct.dataclass
+class VasopressorTitrationParams(environment.EnvParams):
+    """Traced parameters of VasopressorTitration-v0."""
+
+    patient: PatientParams = struct.field(default_factory=PatientParams)
+    antibiotic_efficacy: float = param(0.15, 0.0, 1.0, "1/h", _REFERENCE)
+    fluid_protocol_ml: float = param(250.0, 0.0, 1000.0, "mL/h", _REFERENCE + " fluid protocol")
+    initial_volume: float = param(1.0, -1.0, 10.0, "L", _REFERENCE + " (pre-resuscitated)")
+    initial_vaso_dose: float = param(0.05, 0.0, 2.0, "mcg/kg/min", _REFERENCE)
+    max_steps_in_episode: int = 72
+
+
+class VasopressorTitration(SepsisEnv[VasopressorTitrationParams]):
+    """Vasopressor titration: hold MAP in range without excessive vasoconstriction."""
+
+    env_id = "VasopressorTitration-v0"
+    severity_bacteria = {"easy": 0.25, "medium": 0.45, "hard": 0.65}
+    obs_low = np.array([20.0, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], np.float32)
+    obs_high = np.array([150.0, 30.0, 2.0, 1.0, MAX_DOSE, 1.0, 12.0, 72.0], np.float32)
+    action_low = np.array([-MAX_DOSE_CHANGE], np.float32)
+    action_high = np.array([MAX_DOSE_CHANGE], np.float32)
+    info_keys = (
+        "map_mmhg",
+        "lactate",
+        "urine_output",
+        "tissue_damage",
+        "bacteria",
+        "vasopressor_dose",
+        "hours_on_vasopressors",
+        "step",
+    )
+
+    @property
+    def default_params(self) -> VasopressorTitrationParams:
+        return VasopressorTitrationParams(patient=self.patient_params())
+
+    def _admission_treatment(self, params: VasopressorTitrationParams) -> tuple:
+        return params.initial_volume, params.initial_vaso_dose
+
+    def _treat(
+        self, state: EnvState, action: jax.Array, params: VasopressorTitrationParams
+    ) -> Treatment:
+        change = jnp.clip(action[0], -MAX_DOSE_CHANGE, MAX_DOSE_CHANGE)
+        dose = jnp.clip(state.patient.vaso_dose + change, 0.0, MAX_DOSE)
+        hours = state.hours_on_vasopressors + jnp.where(dose > 0.0, params.patient.dt, 0.0)
+        return Treatment(
+            fluid_ml=jnp.asarray(params.fluid_protocol_ml, dose.dtype),
+            vaso_dose=dose,
+            antibiotic_active=state.antibiotic_active,
+            antibiotic_efficacy=jnp.asarray(params.antibiotic_efficacy),
+            hours_on_vasopressors=hours.astype(dose.dtype),
+        )
+
+    def _reward(
+        self,
+        prev: EnvState,
+        state: EnvState,
+        params: VasopressorTitrationParams,
+    ) -> jax.Array:
+        pat = state.patient
+        map_mmhg = pat.map_mmhg
+        map_reward = jnp.select(
+            [
+                (map_mmhg >= 65.0) & (map_mmhg <= 85.0),
+                map_mmhg < 55.0,
+                map_mmhg < 65.0,
+                map_mmhg > 100.0,
+            ],
+            [2.0, -3.0, -1.5 * (65.0 - map_mmhg) / 10.0, -0.5 * (map_mmhg - 100.0) / 20.0],
+            0.0,
+        )
+        return (
+            map_reward
+            + lactate_reward(pat.lactate)
+            - 0.5 * excess(pat.vaso_dose, 0.5)
+            + jnp.where(pat.urine >= 0.5, 0.5, 0.0)
+            - 0.1 * pat.inflammation.damage
+        )
+
+    def _observation(self, state: EnvState) -> jax.Array:
+        pat = state.patient
+        return as_float32_obs(
+            pat.map_mmhg,
+            pat.lactate,
+            pat.urine,
+            pat.inflammation.damage,
+            pat.vaso_dose,
+            pat.inflammation.bacteria,
+            state.sofa,
+            state.hours_on_vasopressors,
+        )

@@ -1,0 +1,40 @@
+"""Simplified SOFA score (0-12): cardiovascular, renal and a lactate proxy for the metabolic part.
+
+Three of the six Sequential Organ Failure Assessment components (Singer et al., Sepsis-3,
+JAMA 2016), each 0-4, with the thresholds of sepsisim 0.1.0. Lactate stands in for bilirubin.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def cardiovascular_sofa(map_mmhg: jax.Array, vaso_dose: jax.Array) -> jax.Array:
+    """4 above 0.3, 3 above 0.1, 2 for any vasopressor (mcg/kg/min); else 1 if MAP < 70."""
+    return jnp.select(
+        [vaso_dose > 0.3, vaso_dose > 0.1, vaso_dose > 0.0, map_mmhg < 70.0],
+        [4, 3, 2, 1],
+        0,
+    ).astype(jnp.int32)
+
+
+def renal_sofa(urine: jax.Array) -> jax.Array:
+    """One point below each of 0.5, 0.3, 0.2 and 0.1 mL/kg/h of urine output."""
+    urine = jnp.asarray(urine)
+    thresholds = jnp.asarray([0.5, 0.3, 0.2, 0.1], urine.dtype)
+    return jnp.sum(urine[..., None] < thresholds, axis=-1, dtype=jnp.int32)
+
+
+def lactate_sofa(lactate: jax.Array) -> jax.Array:
+    """One point above each of 2, 4, 6 and 10 mmol/L of lactate."""
+    lactate = jnp.asarray(lactate)
+    thresholds = jnp.asarray([2.0, 4.0, 6.0, 10.0], lactate.dtype)
+    return jnp.sum(lactate[..., None] > thresholds, axis=-1, dtype=jnp.int32)
+
+
+def sofa_score(
+    map_mmhg: jax.Array, vaso_dose: jax.Array, urine: jax.Array, lactate: jax.Array
+) -> jax.Array:
+    """Sum of the three components, an int32 in [0, 12]."""
+    return cardiovascular_sofa(map_mmhg, vaso_dose) + renal_sofa(urine) + lactate_sofa(lactate)

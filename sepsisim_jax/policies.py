@@ -1,0 +1,89 @@
+"""Baseline policies as pure jittable functions ``policy(key, obs, params) -> action``.
+
+Both work on a single observation; ``vmap`` them for a batch. The heuristic is the clinical
+rule set of sepsisim 0.1.0's ``HeuristicAgent`` (after the Surviving Sepsis Campaign hour-1
+bundle, Rhodes et al. 2017), applied to the same float32 observation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from sepsisim_jax.envs.base import SepsisEnv
+
+Policy = Callable[[jax.Array, jax.Array, Any], jax.Array]
+
+
+def random_policy(env: SepsisEnv) -> Policy:
+    """Uniform random actions in the environment's action space."""
+
+    def policy(key: jax.Array, obs: jax.Array, params: Any) -> jax.Array:
+        del obs
+        return env.action_space(params).sample(key)
+
+    return policy
+
+
+def _fluid_heuristic(obs: jax.Array) -> jax.Array:
+    map_mmhg, volume = obs[0], obs[4]
+    fluid = jnp.select(
+        [map_mmhg < 65.0, map_mmhg < 70.0, map_mmhg < 80.0], [750.0, 500.0, 250.0], 125.0
+    )
+    return jnp.where(volume > 3.5, 0.0, fluid)[None]
+
+
+def _vasopressor_heuristic(obs: jax.Array) -> jax.Array:
+    map_mmhg = obs[0]
+    return jnp.select([map_mmhg < 65.0, map_mmhg > 85.0], [0.05, -0.02], 0.0)[None]
+
+
+def _management_heuristic(obs: jax.Array) -> jax.Array:
+    map_mmhg, volume, dose, antibiotic = obs[0], obs[4], obs[5], obs[9]
+    fluid = jnp.select(
+        [(map_mmhg < 65.0) & (volume < 4.0), map_mmhg < 70.0, map_mmhg < 80.0],
+        [750.0, 500.0, 250.0],
+        125.0,
+    )
+    dose_change = jnp.select(
+        [(map_mmhg < 65.0) & (volume >= 2.0), (map_mmhg > 85.0) & (dose > 0.0)],
+        [0.05, -0.02],
+        0.0,
+    )
+    give_antibiotic = jnp.where(antibiotic > 0.5, 0.0, 1.0)
+    return jnp.stack([fluid, dose_change, give_antibiotic])
+
+
+_HEURISTICS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "FluidResuscitation-v0": _fluid_heuristic,
+    "VasopressorTitration-v0": _vasopressor_heuristic,
+    "SepsisManagement-v0": _management_heuristic,
+}
+
+
+def heuristic_policy(env: SepsisEnv) -> Policy:
+    """The reference's clinical heuristic for ``env``: thresholds on MAP, volume and dose.
+
+    - FluidResuscitation: no fluid above 3.5 L excess; else 750/500/250/125 mL for MAP below
+      65/70/80/otherwise.
+    - VasopressorTitration: +0.05 below MAP 65, -0.02 above 85, else hold.
+    - SepsisManagement: 750 mL if MAP < 65 and volume < 4 L, else 500/250/125 mL by MAP
+      70/80; +0.05 dose if MAP < 65 with volume >= 2 L, -0.02 if MAP > 85 on vasopressors;
+      antibiotic until it is active.
+    """
+    rule = _HEURISTICS[env.env_id]
+
+    def policy(key: jax.Array, obs: jax.Array, params: Any) -> jax.Array:
+        del key, params
+        return rule(jnp.asarray(obs, jnp.float32)).astype(jnp.float32)
+
+    return policy
+
+
+POLICIES: dict[str, Callable[[SepsisEnv], Policy]] = {
+    "random": random_policy,
+    "heuristic": heuristic_policy,
+}
