@@ -7,6 +7,7 @@ bundle, Rhodes et al. 2017), applied to the same float32 observation.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -18,8 +19,9 @@ from sepsisim_jax.envs.base import SepsisEnv
 Policy = Callable[[jax.Array, jax.Array, Any], jax.Array]
 
 
+@functools.cache
 def random_policy(env: SepsisEnv) -> Policy:
-    """Uniform random actions in the environment's action space."""
+    """Uniform random actions in the environment's action space (one function per env)."""
 
     def policy(key: jax.Array, obs: jax.Array, params: Any) -> jax.Array:
         del obs
@@ -64,6 +66,7 @@ _HEURISTICS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 
+@functools.cache
 def heuristic_policy(env: SepsisEnv) -> Policy:
     """The reference's clinical heuristic for ``env``: thresholds on MAP, volume and dose.
 

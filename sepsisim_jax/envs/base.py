@@ -71,6 +71,7 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
     action_low: ClassVar[np.ndarray]
     action_high: ClassVar[np.ndarray]
     info_keys: ClassVar[tuple[str, ...]]
+    sofa_index: ClassVar[int]  # position of the SOFA score in the observation
 
     def __init__(self, severity: str = "medium", solver: SolverConfig | str = "rk4") -> None:
         super().__init__()
@@ -89,6 +90,16 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(severity={self.severity!r}, solver={self.solver!r})"
+
+    def _static_key(self) -> tuple:
+        return (type(self), self.severity, self.solver, self.transition_gradients_enabled)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal configuration means equal behaviour, so jitted functions are shared."""
+        return isinstance(other, SepsisEnv) and self._static_key() == other._static_key()
+
+    def __hash__(self) -> int:
+        return hash(self._static_key())
 
     # --- gymnax interface -------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ class FluidResuscitation(SepsisEnv[FluidResuscitationParams]):
     obs_high = np.array([150.0, 30.0, 2.0, 1.0, 10.0, 1.0, 12.0], np.float32)
     action_low = np.array([0.0], np.float32)
     action_high = np.array([MAX_FLUID_ML], np.float32)
+    sofa_index = 6
     info_keys = (
         "map_mmhg",
         "lactate",

@@ -58,6 +58,7 @@ class SepsisManagement(SepsisEnv[SepsisManagementParams]):
     obs_high = np.array([150.0, 30.0, 2.0, 1.0, 10.0, MAX_DOSE, 1.0, 12.0, 72.0, 1.0], np.float32)
     action_low = np.array([0.0, -MAX_DOSE_CHANGE, 0.0], np.float32)
     action_high = np.array([MAX_FLUID_ML, MAX_DOSE_CHANGE, 1.0], np.float32)
+    sofa_index = 7
     info_keys = (
         "map_mmhg",
         "lactate",

@@ -56,6 +56,7 @@ class VasopressorTitration(SepsisEnv[VasopressorTitrationParams]):
     obs_high = np.array([150.0, 30.0, 2.0, 1.0, MAX_DOSE, 1.0, 12.0, 72.0], np.float32)
     action_low = np.array([-MAX_DOSE_CHANGE], np.float32)
     action_high = np.array([MAX_DOSE_CHANGE], np.float32)
+    sofa_index = 6
     info_keys = (
         "map_mmhg",
         "lactate",

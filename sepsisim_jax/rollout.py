@@ -1,0 +1,99 @@
+"""Cohort rollouts: one full episode for each of many patients in one jitted, vmapped scan.
+
+A patient's episode ends at its first termination or truncation; the environment auto-resets
+afterwards, and those later steps are masked out of the statistics. ``max_steps_in_episode``
+steps therefore cover exactly one episode per patient.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from sepsisim_jax.envs.base import SepsisEnv
+from sepsisim_jax.policies import Policy
+
+
+@struct.dataclass
+class EpisodeStats:
+    """Per-patient outcome of one episode (arrays of shape ``(n_patients,)``)."""
+
+    returns: jax.Array
+    lengths: jax.Array  # int32, steps until the episode ended
+    survived: jax.Array  # bool, not terminated by death
+    final_map: jax.Array  # mmHg at the episode's last step
+    final_lactate: jax.Array  # mmol/L
+    final_sofa: jax.Array  # SOFA 0-12
+
+
+@partial(jax.jit, static_argnames=("env", "policy", "n_patients", "n_steps"))
+def rollout_episodes(
+    env: SepsisEnv,
+    params: Any,
+    policy: Policy,
+    key: jax.Array,
+    n_patients: int,
+    n_steps: int = 72,
+) -> EpisodeStats:
+    """Run ``n_patients`` episodes of at most ``n_steps`` steps under ``policy``.
+
+    ``n_steps`` must be at least ``params.max_steps_in_episode`` for every episode to end.
+    """
+    key_reset, key_loop = jax.random.split(key)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(key_reset, n_patients), params
+    )
+    dtype = env.dtype
+    zeros = jnp.zeros((n_patients,), dtype)
+    initial = EpisodeStats(
+        returns=zeros,
+        lengths=jnp.zeros((n_patients,), jnp.int32),
+        survived=jnp.ones((n_patients,), bool),
+        final_map=zeros,
+        final_lactate=zeros,
+        final_sofa=zeros,
+    )
+    act = jax.vmap(policy, in_axes=(0, 0, None))
+    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def body(carry, key_t):
+        obs, state, active, stats = carry
+        key_act, key_step = jax.random.split(key_t)
+        action = act(jax.random.split(key_act, n_patients), obs, params)
+        obs, state, reward, terminated, truncated, info = step(
+            jax.random.split(key_step, n_patients), state, action, params
+        )
+        ending = active & (terminated | truncated)
+        final = info["final_observation"]
+        stats = EpisodeStats(
+            returns=stats.returns + jnp.where(active, reward, 0.0),
+            lengths=stats.lengths + active.astype(jnp.int32),
+            survived=stats.survived & ~(active & terminated),
+            final_map=jnp.where(ending, info["map_mmhg"], stats.final_map),
+            final_lactate=jnp.where(ending, info["lactate"], stats.final_lactate),
+            final_sofa=jnp.where(ending, final[:, env.sofa_index], stats.final_sofa),
+        )
+        return (obs, state, active & ~ending, stats), None
+
+    active = jnp.ones((n_patients,), bool)
+    (_, _, _, stats), _ = jax.lax.scan(
+        body, (obs, state, active, initial), jax.random.split(key_loop, n_steps)
+    )
+    return stats
+
+
+def summarize(stats: EpisodeStats) -> dict[str, float]:
+    """Mean and sd of return, survival rate, mean length and mean final MAP, lactate, SOFA."""
+    return {
+        "mean_return": float(jnp.mean(stats.returns)),
+        "sd_return": float(jnp.std(stats.returns)),
+        "survival": float(jnp.mean(stats.survived)),
+        "mean_length": float(jnp.mean(stats.lengths)),
+        "final_map": float(jnp.mean(stats.final_map)),
+        "final_lactate": float(jnp.mean(stats.final_lactate)),
+        "final_sofa": float(jnp.mean(stats.final_sofa)),
+    }
