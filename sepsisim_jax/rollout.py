@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from sepsisim_jax.envs.base import SepsisEnv
+from sepsisim_jax.envs.base import EnvState, SepsisEnv
 from sepsisim_jax.policies import Policy
 
 
@@ -84,6 +84,54 @@ def rollout_episodes(
         body, (obs, state, active, initial), jax.random.split(key_loop, n_steps)
     )
     return stats
+
+
+@struct.dataclass
+class Trajectories:
+    """Time-major record of a cohort: leaves have shape ``(n_steps, n_patients, ...)``.
+
+    ``state`` and ``obs`` are what each action was taken in; ``info`` holds the reference's
+    info keys and ``final_observation`` after the step (before any auto-reset).
+    """
+
+    state: EnvState
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    info: dict[str, jax.Array]
+
+
+@partial(jax.jit, static_argnames=("env", "policy", "n_patients", "n_steps"))
+def trajectories(
+    env: SepsisEnv,
+    params: Any,
+    policy: Policy,
+    key: jax.Array,
+    n_patients: int,
+    n_steps: int = 72,
+) -> Trajectories:
+    """Every step of ``n_patients`` patients under ``policy`` (auto-reset after an episode)."""
+    key_reset, key_loop = jax.random.split(key)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(key_reset, n_patients), params
+    )
+    act = jax.vmap(policy, in_axes=(0, 0, None))
+    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def body(carry, key_t):
+        obs, state = carry
+        key_act, key_step = jax.random.split(key_t)
+        action = act(jax.random.split(key_act, n_patients), obs, params)
+        next_obs, next_state, reward, terminated, truncated, info = step(
+            jax.random.split(key_step, n_patients), state, action, params
+        )
+        record = Trajectories(state, obs, action, reward, terminated, truncated, info)
+        return (next_obs, next_state), record
+
+    _, record = jax.lax.scan(body, (obs, state), jax.random.split(key_loop, n_steps))
+    return record
 
 
 def summarize(stats: EpisodeStats) -> dict[str, float]:

@@ -6,6 +6,8 @@ JAMA 2016), each 0-4, with the thresholds of sepsisim 0.1.0. Lactate stands in f
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import jax
 import jax.numpy as jnp
 
@@ -21,16 +23,17 @@ def cardiovascular_sofa(map_mmhg: jax.Array, vaso_dose: jax.Array) -> jax.Array:
 
 def renal_sofa(urine: jax.Array) -> jax.Array:
     """One point below each of 0.5, 0.3, 0.2 and 0.1 mL/kg/h of urine output."""
-    urine = jnp.asarray(urine)
-    thresholds = jnp.asarray([0.5, 0.3, 0.2, 0.1], urine.dtype)
-    return jnp.sum(urine[..., None] < thresholds, axis=-1, dtype=jnp.int32)
+    return _count(urine < threshold for threshold in (0.5, 0.3, 0.2, 0.1))
 
 
 def lactate_sofa(lactate: jax.Array) -> jax.Array:
     """One point above each of 2, 4, 6 and 10 mmol/L of lactate."""
-    lactate = jnp.asarray(lactate)
-    thresholds = jnp.asarray([2.0, 4.0, 6.0, 10.0], lactate.dtype)
-    return jnp.sum(lactate[..., None] > thresholds, axis=-1, dtype=jnp.int32)
+    return _count(lactate > threshold for threshold in (2.0, 4.0, 6.0, 10.0))
+
+
+def _count(conditions: Iterable[jax.Array]) -> jax.Array:
+    """Elementwise number of true conditions, as int32."""
+    return sum(jnp.asarray(c, jnp.int32) for c in conditions)
 
 
 def sofa_score(
