@@ -1,0 +1,32 @@
+"""The README's Python examples run as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+
+
+def test_quick_start_runs():
+    blocks = [b for b in _python_blocks() if "ValueError" not in b]
+    assert len(blocks) >= 2
+    namespace: dict = {}
+    exec(compile("\n".join(blocks), str(README), "exec"), namespace)
+    assert namespace["returns"].shape == (10_000,)
+
+
+def test_parameter_example_raises_as_shown():
+    (block,) = [b for b in _python_blocks() if "ValueError" in b]
+    first, second = [line for line in block.splitlines() if line and not line.startswith("#")]
+    namespace: dict = {}
+    exec("import sepsisim_jax\n" + first, namespace)
+    message = block.split("# ValueError: ")[1].strip()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        exec(second, namespace)
