@@ -2,7 +2,14 @@
 
 from sepsisim_jax.envs.base import EnvState, SepsisEnv
 from sepsisim_jax.envs.fluid_resuscitation import FluidResuscitation, FluidResuscitationParams
-from sepsisim_jax.envs.registration import ENV_IDS, SEVERITIES, env_class, make, register_gymnax
+from sepsisim_jax.envs.registration import (
+    ENV_IDS,
+    SEVERITIES,
+    env_class,
+    make,
+    register_gymnasium,
+    register_gymnax,
+)
 from sepsisim_jax.envs.sepsis_management import SepsisManagement, SepsisManagementParams
 from sepsisim_jax.envs.vasopressor_titration import (
     VasopressorTitration,
@@ -22,5 +29,6 @@ __all__ = [
     "VasopressorTitrationParams",
     "env_class",
     "make",
+    "register_gymnasium",
     "register_gymnax",
 ]

@@ -1,9 +1,10 @@
-"""Environment ids, ``make`` and registration with gymnax's runtime registry."""
+"""Environment ids, ``make`` and registration with gymnax's and Gymnasium's registries."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import gymnasium
 import gymnax
 
 from sepsisim_jax.envs.base import SEVERITIES, SepsisEnv
@@ -18,6 +19,8 @@ ENVIRONMENTS: dict[str, type[SepsisEnv]] = {
     cls.env_id: cls for cls in (FluidResuscitation, VasopressorTitration, SepsisManagement)
 }
 ENV_IDS: tuple[str, ...] = tuple(ENVIRONMENTS)
+MAX_EPISODE_STEPS = 72  # the reference's Gymnasium time limit (and our max_steps_in_episode)
+_ADAPTER = "sepsisim_jax.gymnasium_adapter"
 
 
 def env_class(env_id: str) -> type[SepsisEnv]:
@@ -67,4 +70,30 @@ def register_gymnax() -> None:
             gymnax.register(full_id, _gymnax_factory(env_id))
 
 
-__all__ = ["ENV_IDS", "SEVERITIES", "env_class", "make", "register_gymnax"]
+def register_gymnasium() -> None:
+    """Register ``sepsisim_jax/<id>`` for ``gym.make`` and ``gym.make_vec`` (idempotent).
+
+    The namespace keeps them apart from the reference's ``sepsisim/<id>``. Entry points are
+    import strings, so the adapter module loads only when an environment is made.
+    """
+    for env_id in ENV_IDS:
+        full_id = f"{NAMESPACE}/{env_id}"
+        if full_id not in gymnasium.registry:
+            gymnasium.register(
+                id=full_id,
+                entry_point=f"{_ADAPTER}:SepsisGymEnv",
+                vector_entry_point=f"{_ADAPTER}:SepsisVectorEnv",
+                max_episode_steps=MAX_EPISODE_STEPS,
+                kwargs={"env_id": env_id},
+            )
+
+
+__all__ = [
+    "ENV_IDS",
+    "MAX_EPISODE_STEPS",
+    "SEVERITIES",
+    "env_class",
+    "make",
+    "register_gymnasium",
+    "register_gymnax",
+]
