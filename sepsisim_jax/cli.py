@@ -1,4 +1,4 @@
-"""Command line: ``sepsisim-jax rollout`` simulates cohorts under the baseline policies."""
+"""Command line: ``rollout`` (cohorts under the baselines), ``train`` and ``evaluate`` (PPO)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,20 @@ import jax
 from tqdm import tqdm
 
 from sepsisim_jax.envs.registration import ENV_IDS, SEVERITIES, make
+from sepsisim_jax.plotting import learning_curve
 from sepsisim_jax.policies import POLICIES
 from sepsisim_jax.rollout import rollout_episodes, summarize
+from sepsisim_jax.training import (
+    CheckpointError,
+    default_config,
+    evaluate,
+    evaluate_seeds,
+    held_out_key,
+    load_checkpoint,
+    ppo_policy,
+    save_checkpoint,
+    train_ppo,
+)
 
 
 def _positive_int(text: str) -> int:
@@ -42,6 +54,31 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--solver", choices=["rk4", "dopri5"], default="rk4")
     rollout.add_argument("--seed", type=int, default=0)
     rollout.add_argument("--json", type=Path, help="also write the results to this JSON file")
+
+    train = commands.add_parser(
+        "train",
+        help="train PPO on one environment, several seeds at once",
+        description="Train PPO (fully jitted, seeds vmapped), save the best seed's policy, "
+        "a metrics JSON and a learning-curve PNG, and compare with the baselines on held-out "
+        "patients.",
+    )
+    train.add_argument("--env", choices=ENV_IDS, default="SepsisManagement-v0")
+    train.add_argument("--severity", choices=SEVERITIES, default="medium")
+    train.add_argument("--timesteps", type=_positive_int, default=2_000_000, help="per seed")
+    train.add_argument("--seeds", type=_positive_int, default=4)
+    train.add_argument("--seed", type=int, default=0, help="first random seed")
+    train.add_argument("--num-envs", type=_positive_int, help="patients per rollout")
+    train.add_argument("--eval-patients", type=_positive_int, default=1000)
+    train.add_argument("--out", type=Path, default=Path("runs/ppo"), help="output directory")
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a saved PPO policy against the baselines",
+        description="Reload a checkpoint written by `train` and evaluate it on held-out patients.",
+    )
+    evaluate.add_argument("--checkpoint", type=Path, required=True, help="directory or file")
+    evaluate.add_argument("--eval-patients", type=_positive_int, default=1000)
+    evaluate.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -87,8 +124,102 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _baseline_rows(env_id: str, severity: str, key: jax.Array, n_patients: int) -> list[dict]:
+    env, params = make(env_id, severity=severity)
+    return [
+        {"policy": name, **evaluate(factory(env), env, params, key, n_patients)}
+        for name, factory in POLICIES.items()
+    ]
+
+
+def format_comparison(rows: list[dict]) -> str:
+    header = (
+        f"{'policy':<18} {'return (mean ± sd)':>20} {'survival':>9} {'length':>7} "
+        f"{'final MAP':>10} {'lactate':>8} {'SOFA':>6}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        ret = f"{row['mean_return']:.1f} ± {row['sd_return']:.1f}"
+        lines.append(
+            f"{row['policy']:<18} {ret:>20} {row['survival']:>9.3f} {row['mean_length']:>7.1f} "
+            f"{row['final_map']:>10.1f} {row['final_lactate']:>8.2f} {row['final_sofa']:>6.2f}"
+        )
+    return "\n".join(lines)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    overrides = {"total_timesteps": args.timesteps}
+    if args.num_envs:
+        overrides["num_envs"] = args.num_envs
+    try:
+        config = default_config(args.env, args.severity, **overrides)
+    except ValueError as error:
+        raise SystemExit(f"sepsisim-jax train: error: {error}") from error
+    result = train_ppo(config, n_seeds=args.seeds, seed=args.seed)
+    best = result.best_seed()
+    net_params, obs_stats = result.seed_params(best)
+    checkpoint = save_checkpoint(args.out, config, net_params, obs_stats)
+
+    key = held_out_key(args.seed)
+    ppo_rows = evaluate_seeds(result, key, args.eval_patients)
+    rows = [
+        {"policy": f"PPO seed {i}" + (" (saved)" if i == best else ""), **row}
+        for i, row in enumerate(ppo_rows)
+    ] + _baseline_rows(args.env, args.severity, key, args.eval_patients)
+
+    baselines = {row["policy"]: row["mean_return"] for row in rows[-len(POLICIES) :]}
+    figure = learning_curve(
+        result.env_steps,
+        result.metrics["episode_return"],
+        baselines,
+        title=f"PPO on {args.env}, {args.severity}",
+    )
+    figure.savefig(args.out / "learning_curve.png", dpi=120)
+    steps = config.num_updates * config.batch_size * args.seeds
+    summary = {
+        "config": config.to_dict(),
+        "seeds": args.seeds,
+        "first_seed": args.seed,
+        "saved_seed": best,
+        "compile_seconds": result.compile_seconds,
+        "train_seconds": result.train_seconds,
+        "train_env_steps_per_s": steps / result.train_seconds,
+        "env_steps": result.env_steps.tolist(),
+        "training": {k: v.tolist() for k, v in result.metrics.items()},
+        "evaluation": {"patients": args.eval_patients, "rows": rows},
+    }
+    (args.out / "metrics.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
+    print(
+        f"trained {args.seeds} seed(s) x {config.num_updates * config.batch_size:,} steps in "
+        f"{result.train_seconds:.1f} s (+ {result.compile_seconds:.1f} s compile)"
+    )
+    print(f"held-out evaluation, {args.eval_patients:,} patients ({args.env}, {args.severity}):")
+    print(format_comparison(rows))
+    print(f"wrote {checkpoint}, {args.out / 'metrics.json'}, {args.out / 'learning_curve.png'}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    try:
+        config, network, net_params, obs_stats = load_checkpoint(args.checkpoint)
+    except CheckpointError as error:
+        raise SystemExit(f"sepsisim-jax evaluate: error: {error}") from error
+    env, params = make(config.env_id, severity=config.severity)
+    key = held_out_key(args.seed)
+    policy = ppo_policy(network, net_params, obs_stats, env)
+    rows = [{"policy": "PPO", **evaluate(policy, env, params, key, args.eval_patients)}]
+    rows += _baseline_rows(config.env_id, config.severity, key, args.eval_patients)
+    print(f"{config.env_id}, {config.severity}, {args.eval_patients:,} held-out patients:")
+    print(format_comparison(rows))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "train":
+        return run_train(args)
+    if args.command == "evaluate":
+        return run_evaluate(args)
     rows = run_rollouts(args)
     print(f"{args.patients:,} patients per cohort, severity {args.severity}, solver {args.solver}")
     print(format_table(rows))

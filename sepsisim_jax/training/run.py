@@ -1,0 +1,121 @@
+"""Training runs: several seeds in one vmapped call, in jitted chunks with a progress bar."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from typing import Any
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from sepsisim_jax.rollout import rollout_episodes, summarize
+from sepsisim_jax.training.config import PPOConfig
+from sepsisim_jax.training.evaluate import ppo_policy
+from sepsisim_jax.training.ppo import RunnerState, Trainer, UpdateMetrics, make_train
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingResult:
+    """Trained runner states (leading axis: seed) and per-update metrics ``(seeds, updates)``."""
+
+    config: PPOConfig
+    trainer: Trainer
+    runner: RunnerState
+    metrics: dict[str, np.ndarray]
+    compile_seconds: float
+    train_seconds: float
+
+    @property
+    def env_steps(self) -> np.ndarray:
+        """Env-steps collected (per seed) after each update."""
+        n = self.metrics["episode_return"].shape[-1]
+        return (np.arange(n) + 1) * self.config.batch_size
+
+    def seed_params(self, seed_index: int) -> tuple[Any, Any]:
+        """Network parameters and observation statistics of one seed."""
+        pick = jax.tree.map(lambda x: x[seed_index], self.runner)
+        return pick.train_state.params, pick.obs_stats
+
+    def best_seed(self) -> int:
+        """Seed whose last tenth of updates has the highest mean training return."""
+        returns = self.metrics["episode_return"]
+        tail = max(1, returns.shape[1] // 10)
+        return int(np.nanargmax(np.nanmean(returns[:, -tail:], axis=1)))
+
+
+def train_ppo(
+    config: PPOConfig, n_seeds: int = 1, seed: int = 0, chunks: int = 20, progress: bool = True
+) -> TrainingResult:
+    """Train ``n_seeds`` seeds of ``config`` at once; the bar shows the current mean return.
+
+    The updates run in about ``chunks`` equal jitted pieces (one compilation); the result
+    equals one uninterrupted ``trainer.train`` per seed.
+    """
+    if n_seeds < 1:
+        raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
+    trainer = make_train(config)
+    keys = jax.random.split(jax.random.key(seed), n_seeds)
+    n_updates = config.num_updates
+    chunk = _chunk_size(n_updates, chunks)
+    run = jax.jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1)
+
+    start = time.perf_counter()
+    runner = jax.jit(jax.vmap(trainer.init))(keys)
+    compiled = run.lower(runner, chunk).compile()
+    compile_seconds = time.perf_counter() - start
+
+    pieces: list[UpdateMetrics] = []
+    start = time.perf_counter()
+    with tqdm(
+        total=n_updates * config.batch_size * n_seeds,
+        unit="step",
+        unit_scale=True,
+        desc=f"PPO {config.env_id} {config.severity}",
+        disable=not progress,
+        file=sys.stderr,
+    ) as bar:
+        done = 0
+        while done < n_updates:
+            runner, metrics = compiled(runner)
+            pieces.append(metrics)
+            done += chunk
+            latest = np.asarray(metrics.episode_return)[:, -1]
+            bar.set_postfix(mean_return=f"{np.nanmean(latest):.1f}")
+            bar.update(chunk * config.batch_size * n_seeds)
+    jax.block_until_ready(runner)
+    train_seconds = time.perf_counter() - start
+    merged = {
+        field.name: np.concatenate([np.asarray(getattr(m, field.name)) for m in pieces], axis=1)
+        for field in dataclasses.fields(UpdateMetrics)
+    }
+    return TrainingResult(config, trainer, runner, merged, compile_seconds, train_seconds)
+
+
+def _chunk_size(n_updates: int, chunks: int) -> int:
+    """The largest divisor of ``n_updates`` that gives at least ``chunks`` pieces (if possible)."""
+    target = max(1, n_updates // max(1, chunks))
+    return max(d for d in range(1, target + 1) if n_updates % d == 0)
+
+
+def evaluate_seeds(
+    result: TrainingResult, key: jax.Array, n_patients: int = 1000
+) -> list[dict[str, float]]:
+    """Each seed's deterministic policy on the same ``n_patients`` held-out patients."""
+    trainer = result.trainer
+    n_steps = int(trainer.env_params.max_steps_in_episode)
+
+    def one_seed(net_params, obs_stats):
+        policy = ppo_policy(trainer.network, net_params, obs_stats, trainer.env)
+        return rollout_episodes(trainer.env, trainer.env_params, policy, key, n_patients, n_steps)
+
+    stats = jax.jit(jax.vmap(one_seed))(result.runner.train_state.params, result.runner.obs_stats)
+    n_seeds = result.runner.key.shape[0]
+    return [summarize(jax.tree.map(lambda x, i=i: x[i], stats)) for i in range(n_seeds)]
+
+
+def held_out_key(seed: int) -> jax.Array:
+    """Evaluation patients: a key independent of the training keys split from ``key(seed)``."""
+    return jax.random.fold_in(jax.random.key(seed), 0x5E751)
