@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
@@ -63,7 +64,11 @@ def train_ppo(
     run = jax.jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1)
 
     start = time.perf_counter()
-    runner = jax.jit(jax.vmap(trainer.init))(keys)
+    # Seeds are initialised one by one and stacked: with jaxlib 0.10.2 on CPU, running a jitted
+    # vmap of the initialisation and then tracing the trainer can hang (see README).
+    init = jax.jit(trainer.init)
+    runner = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[init(k) for k in keys])
+    jax.block_until_ready(runner)
     compiled = run.lower(runner, chunk).compile()
     compile_seconds = time.perf_counter() - start
 
