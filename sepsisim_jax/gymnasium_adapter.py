@@ -78,7 +78,10 @@ def seed_key(seed: int) -> jax.Array:
 #
 # Each jitted call takes and returns a few flat arrays (key data, the state as one vector, the
 # params as one vector, a report vector) rather than pytrees: dispatch costs grow with the
-# number of leaves, and this makes a single-env step about three times cheaper.
+# number of arguments and results. The single env goes further: its step takes one device
+# array (the previous call's record) besides the action and the params, and returns one
+# record, ``[key data, state, report]`` as uint32 words (floats bitcast, exactly), which is
+# both the next step's input and, copied to the host once, everything the step returns.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,14 +91,34 @@ class _Layout:
     A step's report is ``[obs, info]`` after the step (after any auto-reset), then
     ``[obs, info]`` before any auto-reset, then reward, terminated and truncated; a reset's is
     the first block alone.
+
+    A single env's record is ``[key data, state, report]`` in uint32 words: ``key_words``
+    words of key data, then the state vector and the report (a reset's padded to a step's
+    length) with each float as ``float_words`` words.
     """
 
     obs_dim: int
     info_dtypes: dict[str, type[np.generic]]
+    key_words: int
+    state_size: int
+    float_dtype: np.dtype
 
     @property
     def block(self) -> int:
         return self.obs_dim + len(self.info_dtypes)
+
+    @property
+    def step_report_size(self) -> int:
+        return 2 * self.block + 3
+
+    @property
+    def float_words(self) -> int:
+        return self.float_dtype.itemsize // 4
+
+    @property
+    def report_offset(self) -> int:
+        """Index of the report's first word in a record."""
+        return self.key_words + self.state_size * self.float_words
 
     def observation(self, report: np.ndarray, block: int = 0) -> np.ndarray:
         start = block * self.block
@@ -116,14 +139,30 @@ class _Layout:
     def python_info(self, values: list[float], block: int = 0) -> dict[str, Any]:
         """The info of one sub-env's report (as a list) with Python bool, int and float."""
         start = block * self.block + self.obs_dim
-        return {
-            key: _PYTHON_TYPES[dtype](values[start + i])
-            for i, (key, dtype) in enumerate(self.info_dtypes.items())
-        }
+        info = dict(
+            zip(self.info_dtypes, values[start : start + len(self.info_dtypes)], strict=True)
+        )
+        for key, convert in self._python_converters:
+            info[key] = convert(info[key])
+        return info
+
+    @functools.cached_property
+    def _python_converters(self) -> tuple[tuple[str, type], ...]:
+        """``(key, bool or int)`` for the info keys that are not floats (``tolist`` gives
+        floats, as ``float`` would)."""
+        return tuple(
+            (key, _PYTHON_TYPES[dtype])
+            for key, dtype in self.info_dtypes.items()
+            if dtype is not np.float64
+        )
 
     def python_outcome(self, values: list[float]) -> tuple[float, bool, bool]:
         reward, terminated, truncated = values[2 * self.block :]
         return reward, terminated != 0, truncated != 0
+
+    def record_report(self, record: np.ndarray) -> np.ndarray:
+        """The report (float dtype) of a single env's record (host uint32 words)."""
+        return record[self.report_offset :].view(self.float_dtype)
 
 
 _PYTHON_TYPES: dict[type[np.generic], type] = {np.bool_: bool, np.int64: int, np.float64: float}
@@ -139,10 +178,11 @@ class _Unravel(NamedTuple):
 class _Jitted(NamedTuple):
     layout: _Layout
     unravel: _Unravel
-    reset: Callable[..., Any]  # (key_data, params_vector) -> key_data, state_vector, report
-    step: Callable[..., Any]  # (key_data, state_vector, action, params_vector) -> the same
-    reset_batch: Callable[..., Any]  # the same over a leading sub-env axis (params shared)
-    step_batch: Callable[..., Any]
+    reset: Callable[..., Any]  # (key_data, params_vector) -> record
+    step: Callable[..., Any]  # (record, action, params_vector) -> record
+    reset_batch: Callable[..., Any]  # (key_data, params) -> key_data, state_vector, report
+    step_batch: Callable[..., Any]  # (key_data, state, action, params) -> the same; a row per
+    # sub-env (params shared)
 
 
 def _pack(dtype: Any, *values: jax.Array) -> jax.Array:
@@ -171,8 +211,15 @@ def _step(
     action: jax.Array,
     params: jax.Array,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Split the key and step (auto-reset included); the report is laid out as in `_Layout`."""
+    """Split the key and step (auto-reset included); the report is laid out as in `_Layout`.
+
+    ``action`` is clipped to the env's bounds here, as :class:`_Actions` clips on the host
+    (NaN and +-inf pass), so a float32 action of the right shape needs no host work.
+    """
     key, key_step = jax.random.split(jax.random.wrap_key_data(key_data))
+    action = jnp.where(
+        jnp.isfinite(action), jnp.clip(action, env.action_low, env.action_high), action
+    )
     obs, state, reward, terminated, truncated, info = env.step(
         key_step, unravel.state(state), action, unravel.params(params)
     )
@@ -184,6 +231,44 @@ def _step(
         ]
     )
     return jax.random.key_data(key), ravel_pytree(state)[0], report
+
+
+def _to_words(values: jax.Array) -> jax.Array:
+    """A float vector as uint32 words (exact; 8-byte floats give two words each)."""
+    return jnp.ravel(jax.lax.bitcast_convert_type(values, jnp.uint32))
+
+
+def _from_words(words: jax.Array, dtype: np.dtype) -> jax.Array:
+    """Inverse of :func:`_to_words`."""
+    if dtype.itemsize == 8:
+        words = jnp.reshape(words, (-1, 2))
+    return jax.lax.bitcast_convert_type(words, dtype)
+
+
+def _record(layout: _Layout, key_data: jax.Array, state: jax.Array, report: jax.Array):
+    """A single env's record; a reset's report is padded with zeros to a step's length."""
+    padding = jnp.zeros(layout.step_report_size - report.size, report.dtype)
+    return jnp.concatenate([key_data, _to_words(state), _to_words(report), _to_words(padding)])
+
+
+def _reset_record(
+    env: SepsisEnv, unravel: _Unravel, layout: _Layout, key_data: jax.Array, params: jax.Array
+) -> jax.Array:
+    return _record(layout, *_reset(env, unravel, key_data, params))
+
+
+def _step_record(
+    env: SepsisEnv,
+    unravel: _Unravel,
+    layout: _Layout,
+    record: jax.Array,
+    action: jax.Array,
+    params: jax.Array,
+) -> jax.Array:
+    """Step from the previous call's record; return the next one."""
+    key_data = record[: layout.key_words]
+    state = _from_words(record[layout.key_words : layout.report_offset], layout.float_dtype)
+    return _record(layout, *_step(env, unravel, key_data, state, action, params))
 
 
 def _canonical_params(env: SepsisEnv, params: Any) -> Any:
@@ -203,15 +288,22 @@ def _canonical_params(env: SepsisEnv, params: Any) -> Any:
 def _build(env: SepsisEnv) -> tuple[_Layout, _Unravel]:
     state = jax.eval_shape(env.reset, jax.random.key(0), env.default_params)[1]
     zeros = jax.tree.map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), state)
+    state_vector, unravel_state = ravel_pytree(zeros)
     unravel = _Unravel(
         params=ravel_pytree(_canonical_params(env, env.default_params))[1],
-        state=ravel_pytree(zeros)[1],
+        state=unravel_state,
     )
     kinds = {"b": np.bool_, "i": np.int64, "u": np.int64, "f": np.float64}
     info = jax.eval_shape(env._info, state)
+    key_data = jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0)))
+    if state_vector.dtype != env.dtype:  # a record stores the state and the report alike
+        raise TypeError(f"state vector of dtype {state_vector.dtype}, expected {env.dtype}")
     layout = _Layout(
         obs_dim=len(env.obs_low),
         info_dtypes={key: kinds[info[key].dtype.kind] for key in env.info_keys},
+        key_words=key_data.size,
+        state_size=state_vector.size,
+        float_dtype=np.dtype(env.dtype),
     )
     return layout, unravel
 
@@ -224,8 +316,8 @@ def _jitted_for(env: SepsisEnv, dtype: np.dtype) -> _Jitted:
     return _Jitted(
         layout=layout,
         unravel=unravel,
-        reset=jax.jit(reset),
-        step=jax.jit(step),
+        reset=jax.jit(functools.partial(_reset_record, env, unravel, layout)),
+        step=jax.jit(functools.partial(_step_record, env, unravel, layout)),
         reset_batch=jax.jit(jax.vmap(reset, in_axes=(0, None))),
         step_batch=jax.jit(jax.vmap(step, in_axes=(0, 0, 0, None))),
     )
@@ -273,7 +365,16 @@ class _Actions:
         """``action`` as float32 in the env's bounds; NaN and +-inf pass (no intervention).
 
         Raises ``ValueError`` naming the expected shape for a non-numeric or misshapen action.
+        A float32 array of the right shape in the env's own bounds (what ``action_space.sample()``
+        gives) is passed through: the jitted step clips it exactly as this would.
         """
+        if (
+            type(action) is np.ndarray
+            and action.dtype == np.float32
+            and action.shape == shape
+            and not self.normalize
+        ):
+            return action
         expected = f"{self.env_id} expects a numeric action of shape {shape}"
         try:
             array = np.asarray(action)
@@ -338,8 +439,8 @@ class SepsisGymEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         self.observation_space = spaces.Box(
             self.functional_env.obs_low, self.functional_env.obs_high, dtype=np.float32
         )
-        self._key: jax.Array | None = None  # key data
-        self._state: jax.Array | None = None  # the EnvState as one vector
+        self._record: jax.Array | None = None  # the last call's record (on the device)
+        self._host: np.ndarray | None = None  # its copy on the host
         self._admitted: np.ndarray | None = None  # report of the auto-reset after an episode
 
     def reset(
@@ -347,40 +448,47 @@ class SepsisGymEnv(gymnasium.Env[np.ndarray, np.ndarray]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Admit a patient; ``seed`` restarts the key chain (``options`` are not used)."""
         super().reset(seed=seed)
-        if seed is not None:
-            self._key = _seed_key_data([seed])[0]
-        elif self._key is None:
-            self._key = _seed_key_data([int(self.np_random.integers(2**32))])[0]
+        layout = self._jitted.layout
         if seed is None and self._admitted is not None:
             report = self._admitted
         else:
-            self._key, self._state, report = self._jitted.reset(self._key, self._params)
-            report = np.asarray(report)
+            if seed is not None:
+                key = np.asarray(_seed_key_data([seed]))[0]
+            elif self._host is None:
+                key = np.asarray(_seed_key_data([int(self.np_random.integers(2**32))]))[0]
+            else:
+                key = self._host[: layout.key_words].copy()
+            self._record = self._jitted.reset(key, self._params)
+            self._host = np.asarray(self._record)
+            report = layout.record_report(self._host)
         self._admitted = None
-        return self._observe(report, block=0)
+        return self._observe(report, report.tolist(), block=0)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """One hour; ``ValueError`` for an action that is not numeric of the action shape."""
-        if self._state is None:
+        if self._record is None:
             raise RuntimeError(f"{self.functional_env.env_id}: call reset() before step()")
         if self._admitted is not None:
             raise RuntimeError(
                 f"{self.functional_env.env_id}: the episode has ended; call reset() before step()"
             )
         action = self._actions(action, self.action_space.shape)
-        self._key, self._state, report = self._jitted.step(
-            self._key, self._state, action, self._params
-        )
-        report = np.asarray(report)
-        reward, terminated, truncated = self._jitted.layout.python_outcome(report.tolist())
+        self._record = self._jitted.step(self._record, action, self._params)
+        self._host = np.asarray(self._record)  # the one device-to-host copy
+        layout = self._jitted.layout
+        report = layout.record_report(self._host)
+        values = report.tolist()
+        reward, terminated, truncated = layout.python_outcome(values)
         if terminated or truncated:
             self._admitted = report  # the state already holds the next patient
-        obs, info = self._observe(report, block=1)
+        obs, info = self._observe(report, values, block=1)
         return obs, reward, terminated, truncated, info
 
-    def _observe(self, report: np.ndarray, block: int) -> tuple[np.ndarray, dict[str, Any]]:
+    def _observe(
+        self, report: np.ndarray, values: list[float], block: int
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         layout = self._jitted.layout
-        return layout.observation(report, block), layout.python_info(report.tolist(), block)
+        return layout.observation(report, block), layout.python_info(values, block)
 
 
 # --- the vector environment ------------------------------------------------------------------

@@ -4,7 +4,13 @@ from sepsisim_jax.training.checkpoint import CheckpointError, load_checkpoint, s
 from sepsisim_jax.training.config import PPOConfig, default_config
 from sepsisim_jax.training.evaluate import evaluate, ppo_policy
 from sepsisim_jax.training.ppo import RunnerState, Trainer, UpdateMetrics, make_train
-from sepsisim_jax.training.run import TrainingResult, evaluate_seeds, held_out_key, train_ppo
+from sepsisim_jax.training.run import (
+    TrainingResult,
+    evaluate_seeds,
+    held_out_key,
+    init_seeds,
+    train_ppo,
+)
 
 __all__ = [
     "CheckpointError",
@@ -17,6 +23,7 @@ __all__ = [
     "evaluate",
     "evaluate_seeds",
     "held_out_key",
+    "init_seeds",
     "load_checkpoint",
     "make_train",
     "ppo_policy",

@@ -64,11 +64,7 @@ def train_ppo(
     run = jax.jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1)
 
     start = time.perf_counter()
-    # Seeds are initialised one by one and stacked: with jaxlib 0.10.2 on CPU, running a jitted
-    # vmap of the initialisation and then tracing the trainer can hang (see README).
-    init = jax.jit(trainer.init)
-    runner = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[init(k) for k in keys])
-    jax.block_until_ready(runner)
+    runner = init_seeds(trainer, keys)
     compiled = run.lower(runner, chunk).compile()
     compile_seconds = time.perf_counter() - start
 
@@ -97,6 +93,18 @@ def train_ppo(
         for field in dataclasses.fields(UpdateMetrics)
     }
     return TrainingResult(config, trainer, runner, merged, compile_seconds, train_seconds)
+
+
+def init_seeds(trainer: Trainer, keys: jax.Array) -> RunnerState:
+    """Runner states for each key, stacked on a leading seed axis, ready for ``vmap(run)``.
+
+    Seeds are initialised one by one: with jaxlib 0.10.2 on CPU, executing a jitted ``vmap``
+    of the initialisation (a vmapped reset beside the network's orthogonal init) sometimes
+    never returns (see README, known issues).
+    """
+    init = jax.jit(trainer.init)
+    runner = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[init(k) for k in keys])
+    return jax.block_until_ready(runner)
 
 
 def _chunk_size(n_updates: int, chunks: int) -> int:

@@ -16,6 +16,7 @@ from sepsisim_jax.training import (
     evaluate,
     evaluate_seeds,
     held_out_key,
+    init_seeds,
     make_train,
     train_ppo,
 )
@@ -39,7 +40,8 @@ def tiny_trainer():
 
 def test_two_seeds_train_in_one_vmapped_call_with_finite_losses(tiny_trainer):
     keys = jax.random.split(jax.random.key(0), 2)
-    runner, metrics = jax.jit(jax.vmap(tiny_trainer.train))(keys)
+    run = jax.jit(jax.vmap(tiny_trainer.run, in_axes=(0, None)), static_argnums=1)
+    runner, metrics = run(init_seeds(tiny_trainer, keys), TINY.num_updates)
     assert metrics.value_loss.shape == (2, TINY.num_updates)
     for name in ("policy_loss", "value_loss", "entropy", "approx_kl"):
         chex.assert_tree_all_finite(getattr(metrics, name))
