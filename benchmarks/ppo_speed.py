@@ -1,0 +1,305 @@
+"""PPO training speed: sepsisim_jax's jitted PPO against stable-baselines3 PPO on the reference.
+
+Two parts, measured in one run:
+
+- per environment, stable-baselines3 PPO trained exactly as sepsisim 0.1.0 trains it (its
+  ``ENV_CONFIGS`` hyperparameters, one ``gymnasium.make("sepsisim/<Id>")`` in a ``DummyVecEnv``,
+  ``MlpPolicy``, seed 42) and sepsisim_jax's PPO (default config, one seed) for the same number
+  of timesteps; the verdict is the ratio of their training env-steps per second;
+- sepsisim_jax's PPO for 5,000,000 timesteps on SepsisManagement, compilation included
+  (target: under 180 s), with the mean training return it reached.
+
+See ``README.md`` in this directory for the method and the JSON schema.
+
+Usage: ``python benchmarks/ppo_speed.py [--quick] [--envs ...] [--timesteps N] [--skip-5m]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import time
+import warnings
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import sepsisim  # noqa: F401  (registers the reference's sepsisim/ ids with gymnasium)
+import torch
+from sepsisim.training.configs import ENV_CONFIGS, SEED
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import DummyVecEnv
+from tqdm import tqdm
+
+import sepsisim_jax
+from sepsisim_jax.training import default_config, train_ppo
+
+SEVERITY = "medium"  # the reference's default, which its training uses
+DEFAULT_TIMESTEPS = 20_000
+QUICK_TIMESTEPS = 2_048  # one stable-baselines3 rollout (n_steps = 2048)
+LONG_ENV = "SepsisManagement-v0"
+LONG_TIMESTEPS = 5_000_000
+QUICK_LONG_TIMESTEPS = 200_000
+TARGET_VS_SB3 = 100.0  # our training env-steps/s over stable-baselines3's, every environment
+TARGET_LONG_S = 180.0  # compile + train seconds of the LONG_TIMESTEPS run
+# The keys of ENV_CONFIGS that the reference passes to PPO (it ignores the others).
+SB3_KEYS = (
+    "learning_rate",
+    "n_steps",
+    "batch_size",
+    "n_epochs",
+    "gamma",
+    "gae_lambda",
+    "clip_range",
+    "ent_coef",
+)
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+class _Progress(BaseCallback):
+    """Shows stable-baselines3's timesteps on a tqdm bar once per rollout."""
+
+    def __init__(self, bar: tqdm, label: str) -> None:
+        super().__init__()
+        self.bar, self.label = bar, label
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.bar.set_postfix_str(f"{self.label} {self.num_timesteps:,} steps")
+
+
+def train_sb3(env_id: str, timesteps: int, bar: tqdm) -> dict[str, Any]:
+    """Train stable-baselines3 PPO as the reference does; time ``model.learn`` only."""
+    hyper = {k: ENV_CONFIGS[f"sepsisim/{env_id}"][k] for k in SB3_KEYS}
+    vec_env = DummyVecEnv([lambda: gymnasium.make(f"sepsisim/{env_id}")])
+    assert vec_env.envs[0].unwrapped.severity == SEVERITY
+    # seed= seeds random, numpy and torch, as the reference's own seeding calls do.
+    model = PPO("MlpPolicy", vec_env, verbose=0, seed=SEED, device="cpu", **hyper)
+    start = time.perf_counter()
+    model.learn(total_timesteps=timesteps, callback=_Progress(bar, f"SB3 {env_id}"))
+    train_s = time.perf_counter() - start
+    # learn() collects whole rollouts of n_steps, so it may run past total_timesteps.
+    return _row(env_id, "stable-baselines3", model.num_timesteps, None, train_s, hyper)
+
+
+def train_ours(env_id: str, timesteps: int, progress: bool = False) -> dict[str, Any]:
+    """Train sepsisim_jax's PPO (default config, one seed); compile and train timed apart.
+
+    At least one update runs; the timesteps are whole updates (``num_envs x num_steps``).
+    """
+    one_update = default_config(env_id, SEVERITY).batch_size
+    config = default_config(env_id, SEVERITY, total_timesteps=max(timesteps, one_update))
+    result = train_ppo(config, n_seeds=1, seed=0, progress=progress)
+    steps = config.num_updates * config.batch_size
+    compile_s, train_s = result.compile_seconds, result.train_seconds
+    row = _row(env_id, "sepsisim_jax", steps, compile_s, train_s, config.to_dict())
+    returns, survival = result.metrics["episode_return"][0], result.metrics["survival"][0]
+    row["updates"] = config.num_updates
+    row["first_update_return"] = float(returns[0])
+    row["last_update_return"] = float(returns[-1])
+    row["last_update_survival"] = float(survival[-1])
+    return row
+
+
+def _row(
+    env_id: str,
+    impl: str,
+    timesteps: int,
+    compile_s: float | None,
+    train_s: float,
+    hyperparameters: dict[str, Any],
+) -> dict[str, Any]:
+    total_s = train_s + (compile_s or 0.0)
+    return {
+        "env_id": env_id,
+        "impl": impl,
+        "timesteps": timesteps,
+        "compile_s": compile_s,
+        "train_s": train_s,
+        "total_s": total_s,
+        "steps_per_s": timesteps / train_s,
+        "steps_per_s_with_compile": timesteps / total_s,
+        "hyperparameters": hyperparameters,
+    }
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> None:
+    """Each row's env-steps/s over stable-baselines3's on the same environment."""
+    sb3 = {r["env_id"]: r for r in rows if r["impl"] == "stable-baselines3"}
+    for r in rows:
+        base = sb3[r["env_id"]]
+        r["vs_sb3"] = r["steps_per_s"] / base["steps_per_s"]
+        r["vs_sb3_with_compile"] = r["steps_per_s_with_compile"] / base["steps_per_s"]
+
+
+def verdicts(rows: list[dict[str, Any]], long_run: dict[str, Any] | None) -> dict[str, Any]:
+    """Ratio target per environment (compilation excluded), and the long run's wall time."""
+    ratio = {
+        r["env_id"]: {"value": r["vs_sb3"], "met": r["vs_sb3"] >= TARGET_VS_SB3}
+        for r in rows
+        if r["impl"] == "sepsisim_jax"
+    }
+    out: dict[str, Any] = {
+        "vs_sb3": {
+            "target": TARGET_VS_SB3,
+            "per_env": ratio,
+            "met": all(v["met"] for v in ratio.values()),
+        },
+        "long_run": {"target_s": TARGET_LONG_S, "evaluated": False, "met": None},
+    }
+    if long_run is not None and long_run["requested_timesteps"] >= LONG_TIMESTEPS:
+        out["long_run"].update(evaluated=True, met=long_run["total_s"] < TARGET_LONG_S)
+    return out
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    header = (
+        f"{'env':24s} {'impl':17s} {'timesteps':>9s} {'compile s':>9s} {'train s':>8s} "
+        f"{'env-steps/s':>11s} {'with compile':>12s} {'x SB3':>7s} {'x SB3 w/ comp':>13s}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        compile_s = "-" if r["compile_s"] is None else f"{r['compile_s']:.1f}"
+        lines.append(
+            f"{r['env_id']:24s} {r['impl']:17s} {r['timesteps']:>9,} {compile_s:>9s} "
+            f"{r['train_s']:>8.1f} {r['steps_per_s']:>11,.0f} "
+            f"{r['steps_per_s_with_compile']:>12,.0f} {r['vs_sb3']:>7,.1f} "
+            f"{r['vs_sb3_with_compile']:>13,.1f}"
+        )
+    return "\n".join(lines)
+
+
+def print_verdicts(target: dict[str, Any], long_run: dict[str, Any] | None) -> None:
+    ratio = target["vs_sb3"]
+    print(
+        f"Target: sepsisim_jax training env-steps/s >= {ratio['target']:,.0f}x "
+        "stable-baselines3's (compilation excluded; ratios measured in this run):"
+    )
+    for env_id, v in ratio["per_env"].items():
+        print(f"  {env_id:24s} {v['value']:>7,.1f}x -> {'MET' if v['met'] else 'NOT MET'}")
+    if long_run is None:
+        print("Long run skipped (--skip-5m).")
+        return
+    print(
+        f"Long run: {long_run['env_id']}, {long_run['timesteps']:,} timesteps "
+        f"({long_run['updates']} updates), compile {long_run['compile_s']:.1f} s + "
+        f"train {long_run['train_s']:.1f} s = {long_run['total_s']:.1f} s "
+        f"({long_run['steps_per_s']:,.0f} env-steps/s training)"
+    )
+    print(
+        f"  mean training return: first update {long_run['first_update_return']:.1f}, "
+        f"last update {long_run['last_update_return']:.1f} "
+        f"(survival {long_run['last_update_survival']:.2f})"
+    )
+    verdict = target["long_run"]
+    if verdict["evaluated"]:
+        print(
+            f"  target: {LONG_TIMESTEPS:,} timesteps in < {TARGET_LONG_S:.0f} s including "
+            f"compilation -> {'MET' if verdict['met'] else 'NOT MET'}"
+        )
+    else:
+        print(f"  target not evaluated: it is for {LONG_TIMESTEPS:,} timesteps")
+
+
+def environment_info(args: argparse.Namespace) -> dict[str, Any]:
+    """Versions, thread settings and machine load that qualify the figures (no host paths)."""
+    return {
+        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "cpu_count": os.cpu_count(),
+        "load_avg_1_5_15": list(os.getloadavg()),
+        "jax": jax.__version__,
+        "jaxlib": metadata.version("jaxlib"),
+        "backend": jax.default_backend(),
+        "float_dtype": str(jax.dtypes.canonicalize_dtype(jnp.float64)),
+        "xla_flags": os.environ.get("XLA_FLAGS"),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "stable_baselines3": metadata.version("stable-baselines3"),
+        "gymnasium": gymnasium.__version__,
+        "sepsisim": metadata.version("sepsisim"),
+        "sepsisim_jax": sepsisim_jax.__version__,
+        "severity": SEVERITY,
+        "timesteps": args.timesteps,
+        "long_timesteps": None if args.skip_5m else args.long_timesteps,
+        "envs": list(args.envs),
+        "sb3_seed": SEED,
+        "jax_seed": 0,
+    }
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", choices=sepsisim_jax.ENV_IDS, default=None)
+    parser.add_argument(
+        "--timesteps", type=int, default=None, help="timesteps of each comparison run"
+    )
+    parser.add_argument("--skip-5m", action="store_true", help="skip the long run")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=torch.get_num_threads(),
+        help="torch.set_num_threads (default: torch's own default for this machine)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="JSON results file")
+    parser.add_argument(
+        "--quick", action="store_true", help="2,048 timesteps and a 200k-step long run"
+    )
+    args = parser.parse_args(argv)
+    args.envs = args.envs or list(sepsisim_jax.ENV_IDS)
+    if args.timesteps is None:
+        args.timesteps = QUICK_TIMESTEPS if args.quick else DEFAULT_TIMESTEPS
+    args.long_timesteps = QUICK_LONG_TIMESTEPS if args.quick else LONG_TIMESTEPS
+    if args.out is None:
+        args.out = RESULTS_DIR / ("ppo_speed_quick.json" if args.quick else "ppo_speed.json")
+    if args.timesteps < 1 or args.torch_threads < 1:
+        parser.error("--timesteps and --torch-threads must be positive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    warnings.filterwarnings("ignore", module="gymnasium")  # the env checker's precision notes
+    torch.set_num_threads(args.torch_threads)
+    info = environment_info(args)
+    rows = []
+    with tqdm(total=2 * len(args.envs), desc="training runs", unit="run") as bar:
+        for env_id in args.envs:
+            rows.append(train_sb3(env_id, args.timesteps, bar))
+            bar.update()
+            bar.set_postfix_str(f"sepsisim_jax {env_id}")
+            rows.append(train_ours(env_id, args.timesteps))
+            bar.update()
+    add_ratios(rows)
+    long_run = None
+    if not args.skip_5m:
+        long_run = train_ours(LONG_ENV, args.long_timesteps, progress=True)
+        long_run["requested_timesteps"] = args.long_timesteps
+    info["load_avg_1_5_15_end"] = list(os.getloadavg())
+    print(
+        f"PPO training speed, severity {SEVERITY}; env-steps/s = timesteps / train s "
+        "('with compile': / (compile s + train s)); x SB3 against SB3's env-steps/s"
+    )
+    print(format_table(rows))
+    target = verdicts(rows, long_run)
+    print_verdicts(target, long_run)
+    results = {"environment": info, "rows": rows, "long_run": long_run, "targets": target}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"Results written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
