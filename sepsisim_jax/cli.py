@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
@@ -109,19 +109,34 @@ def run_rollouts(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
-    header = (
-        f"{'environment':<24} {'policy':<10} {'return (mean ± sd)':>20} "
-        f"{'survival':>9} {'length':>7} {'env-steps/s':>12}"
-    )
+Column = tuple[str, str, Callable[[dict], str]]  # title, alignment and width, cell
+
+
+def _return_cell(row: dict) -> str:
+    return f"{row['mean_return']:.1f} ± {row['sd_return']:.1f}"
+
+
+def _table(rows: list[dict], columns: list[Column]) -> str:
+    """A fixed-width text table: a header, a rule, one line per row."""
+    header = " ".join(f"{title:{spec}}" for title, spec, _ in columns)
     lines = [header, "-" * len(header)]
-    for row in rows:
-        ret = f"{row['mean_return']:.1f} ± {row['sd_return']:.1f}"
-        lines.append(
-            f"{row['env']:<24} {row['policy']:<10} {ret:>20} {row['survival']:>9.3f} "
-            f"{row['mean_length']:>7.1f} {row['env_steps_per_s']:>12,.0f}"
-        )
+    lines += [" ".join(f"{cell(row):{spec}}" for _, spec, cell in columns) for row in rows]
     return "\n".join(lines)
+
+
+def format_table(rows: list[dict]) -> str:
+    """Rollout results: outcome and throughput per environment and policy."""
+    return _table(
+        rows,
+        [
+            ("environment", "<24", lambda r: r["env"]),
+            ("policy", "<10", lambda r: r["policy"]),
+            ("return (mean ± sd)", ">20", _return_cell),
+            ("survival", ">9", lambda r: f"{r['survival']:.3f}"),
+            ("length", ">7", lambda r: f"{r['mean_length']:.1f}"),
+            ("env-steps/s", ">12", lambda r: f"{r['env_steps_per_s']:,.0f}"),
+        ],
+    )
 
 
 def _baseline_rows(env_id: str, severity: str, key: jax.Array, n_patients: int) -> list[dict]:
@@ -133,18 +148,19 @@ def _baseline_rows(env_id: str, severity: str, key: jax.Array, n_patients: int) 
 
 
 def format_comparison(rows: list[dict]) -> str:
-    header = (
-        f"{'policy':<18} {'return (mean ± sd)':>20} {'survival':>9} {'length':>7} "
-        f"{'final MAP':>10} {'lactate':>8} {'SOFA':>6}"
+    """Evaluation results: outcome and final physiology per policy."""
+    return _table(
+        rows,
+        [
+            ("policy", "<18", lambda r: r["policy"]),
+            ("return (mean ± sd)", ">20", _return_cell),
+            ("survival", ">9", lambda r: f"{r['survival']:.3f}"),
+            ("length", ">7", lambda r: f"{r['mean_length']:.1f}"),
+            ("final MAP", ">10", lambda r: f"{r['final_map']:.1f}"),
+            ("lactate", ">8", lambda r: f"{r['final_lactate']:.2f}"),
+            ("SOFA", ">6", lambda r: f"{r['final_sofa']:.2f}"),
+        ],
     )
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        ret = f"{row['mean_return']:.1f} ± {row['sd_return']:.1f}"
-        lines.append(
-            f"{row['policy']:<18} {ret:>20} {row['survival']:>9.3f} {row['mean_length']:>7.1f} "
-            f"{row['final_map']:>10.1f} {row['final_lactate']:>8.2f} {row['final_sofa']:>6.2f}"
-        )
-    return "\n".join(lines)
 
 
 def run_train(args: argparse.Namespace) -> int:
