@@ -1,0 +1,499 @@
+"""Environment-step throughput of sepsisim 0.1.0, sepsisim_jax and a hand-fused JAX ceiling.
+
+Three figures per environment, all in env-steps per second, measured in one run:
+
+- reference: one ``gymnasium.make("sepsisim/<Id>")`` env stepped with random actions;
+- sepsisim_jax: ``jit`` of a ``lax.scan`` over 72 steps of ``vmap(env.step)`` per batch size;
+- ceiling (FluidResuscitation only): the same scan over the hand-fused step of
+  ``fused_ceiling.py``, checked against sepsisim_jax before it is timed.
+
+Verdicts are ratios (sepsisim_jax over reference, sepsisim_jax over ceiling), never absolute
+times. See ``README.md`` in this directory for the method and the JSON schema.
+
+Usage: ``python benchmarks/throughput.py [--quick] [--batches 1 64 ...] [--out FILE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import fused_ceiling
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sepsisim  # noqa: F401  (registers the reference's sepsisim/ ids with gymnasium)
+from tqdm import tqdm
+
+import sepsisim_jax
+
+EPISODE_STEPS = 72  # the reference registers every env with TimeLimit(max_episode_steps=72)
+SEVERITY = "medium"
+DEFAULT_BATCHES = (1, 64, 1024, 16384, 65536)
+QUICK_BATCHES = (1, 64)
+DEFAULT_REFERENCE_STEPS = 5000
+QUICK_REFERENCE_STEPS = 300
+REFERENCE_WARMUP_STEPS = 50
+MIN_RUN_STEPS = 65536  # env-steps per timed run of a batched rollout (repeated calls if smaller)
+CEILING_ENV = "FluidResuscitation-v0"
+TARGET_BATCH = 65536
+TARGET_VS_REFERENCE = 2000.0  # sepsisim_jax steps/s over the reference's, at TARGET_BATCH
+TARGET_VS_CEILING = 0.5  # sepsisim_jax steps/s over the ceiling's, at TARGET_BATCH
+CHECK_BATCH = 256
+CHECK_STEPS = 2 * EPISODE_STEPS  # two episodes: covers the auto-reset at step 72
+CHECK_TOLERANCE = 1e-3  # on |ours - ceiling| / max(1, |ours|)
+CHECK_CASES: dict[str, dict[str, float]] = {
+    "default": {},
+    "no antibiotic": {"antibiotic_efficacy": 0.0},  # patients die: covers termination
+}
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+StepFn = Callable[
+    [jax.Array, Any, jax.Array], tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array]
+]
+Rollout = Callable[[Any, jax.Array], Any]
+
+
+@dataclasses.dataclass
+class Config:
+    """One measured configuration: ``run()`` performs ``steps`` env-steps and blocks."""
+
+    env_id: str
+    impl: str  # "reference", "sepsisim_jax", "ceiling-soa" or "ceiling-vmap"
+    batch: int | None  # None for the reference's single env
+    steps: int
+    run: Callable[[], object]
+    compile_s: float | None = None
+    run_s: list[float] = dataclasses.field(default_factory=list)
+
+    def time_once(self) -> None:
+        start = time.perf_counter()
+        self.run()
+        self.run_s.append(time.perf_counter() - start)
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / min(self.run_s)
+
+
+# --- the reference ---------------------------------------------------------------------------
+
+
+def prepare_reference(env_id: str, steps: int, seed: int) -> Config:
+    """A seeded, warmed-up reference env; each run is ``steps`` random-action steps."""
+    env = gymnasium.make(f"sepsisim/{env_id}", severity=SEVERITY)
+    env.action_space.seed(seed)
+    env.reset(seed=seed)
+    _reference_loop(env, REFERENCE_WARMUP_STEPS)
+    return Config(env_id, "reference", None, steps, lambda: _reference_loop(env, steps))
+
+
+def _reference_loop(env: gymnasium.Env, steps: int) -> None:
+    """Step with ``action_space.sample()``; reset whenever an episode ends."""
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+
+
+# --- the jitted harness shared by sepsisim_jax and the ceiling -------------------------------
+
+
+def make_rollout(
+    step_fn: StepFn,
+    batch: int,
+    action_low: np.ndarray,
+    action_high: np.ndarray,
+    num_steps: int = EPISODE_STEPS,
+    record: bool = False,
+) -> Rollout:
+    """``rollout(state, key)``: ``num_steps`` batched steps with random actions in one scan.
+
+    Per step: one split of the carried key, one ``uniform`` call for all actions, one
+    ``split`` into per-patient keys. Without ``record`` the scan keeps only a per-patient
+    running sum of rewards and observations (so nothing is dead code and no per-step output is
+    stored) and returns ``(final_state, checksum)``; with ``record`` it returns
+    ``(obs, reward, terminated, truncated)`` stacked over steps.
+    """
+    dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
+    low = jnp.asarray(action_low, dtype)
+    high = jnp.asarray(action_high, dtype)
+
+    def body(carry, _):
+        state, key, total = carry
+        key, action_key, step_key = jax.random.split(key, 3)
+        actions = jax.random.uniform(action_key, (batch, low.size), dtype, low, high)
+        obs, state, reward, terminated, truncated = step_fn(
+            jax.random.split(step_key, batch), state, actions
+        )
+        total = total + reward.astype(jnp.float32) + jnp.sum(obs, axis=-1)
+        recorded = (obs, reward, terminated, truncated) if record else None
+        return (state, key, total), recorded
+
+    def rollout(state: Any, key: jax.Array) -> Any:
+        carry = (state, key, jnp.zeros((batch,), jnp.float32))
+        (state, _, total), recorded = jax.lax.scan(body, carry, None, length=num_steps)
+        return recorded if record else (state, total)
+
+    return rollout
+
+
+def prepare_rollout(
+    env_id: str,
+    impl: str,
+    batch_fns: tuple[StepFn, Callable[[jax.Array], Any]],
+    batch: int,
+    seed: int,
+) -> Config:
+    """Admit ``batch`` patients and compile (timed) a 72-step rollout.
+
+    A run executes the rollout often enough to make at least ``MIN_RUN_STEPS`` env-steps, each
+    call ended by ``block_until_ready``, so that small batches are not timed on a millisecond.
+    """
+    step_fn, reset = batch_fns
+    reset_key, run_key = jax.random.split(jax.random.key(seed))
+    _, state = reset(jax.random.split(reset_key, batch))
+    rollout = make_rollout(step_fn, batch, *action_bounds(env_id))
+    start = time.perf_counter()
+    compiled = jax.jit(rollout).lower(state, run_key).compile()
+    compile_s = time.perf_counter() - start
+    calls = math.ceil(MIN_RUN_STEPS / (batch * EPISODE_STEPS))
+
+    def run() -> None:
+        for _ in range(calls):
+            jax.block_until_ready(compiled(state, run_key))
+
+    return Config(env_id, impl, batch, calls * batch * EPISODE_STEPS, run, compile_s)
+
+
+# --- sepsisim_jax and the ceiling as batch steps ---------------------------------------------
+
+
+def ours(env_id: str, **overrides: float) -> tuple[StepFn, Callable[[jax.Array], Any]]:
+    """``vmap(env.step)`` as a batch step, and a batched reset (params closed over)."""
+    env, params = sepsisim_jax.make(env_id, severity=SEVERITY, **overrides)
+
+    def step_one(key: jax.Array, state: Any, action: jax.Array) -> tuple:
+        return env.step(key, state, action, params)[:5]
+
+    def reset(keys: jax.Array) -> Any:
+        return jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+
+    return jax.vmap(step_one), reset
+
+
+def ceiling(variant: str, **overrides: float) -> tuple[StepFn, Callable[[jax.Array], Any]]:
+    """A hand-fused FluidResuscitation batch step (``"soa"`` or ``"vmap"``) and its reset."""
+    constants = fused_ceiling.Constants.for_severity(SEVERITY)
+    constants = dataclasses.replace(constants, **overrides)
+    return fused_ceiling.VARIANTS[variant](constants), lambda k: fused_ceiling.reset(k, constants)
+
+
+def action_bounds(env_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper action bounds of a sepsisim_jax environment."""
+    cls = sepsisim_jax.envs.env_class(env_id)
+    return cls.action_low, cls.action_high
+
+
+# --- the ceiling check -----------------------------------------------------------------------
+
+
+def check_ceiling(seed: int) -> dict[str, Any]:
+    """Run sepsisim_jax and both ceiling variants from the same keys and actions; compare.
+
+    Two cases: the benchmarked defaults, and no antibiotic so that patients die and the
+    termination, death penalty and reset after death are compared too.
+    """
+    cases = {name: _check_case(seed, overrides) for name, overrides in CHECK_CASES.items()}
+    return {
+        "env_id": CEILING_ENV,
+        "batch": CHECK_BATCH,
+        "steps": CHECK_STEPS,
+        "tolerance": CHECK_TOLERANCE,
+        "cases": cases,
+        "passed": all(v["passed"] for case in cases.values() for v in case.values()),
+    }
+
+
+def _check_case(seed: int, overrides: dict[str, float]) -> dict[str, Any]:
+    """Compare every ceiling variant against sepsisim_jax under parameter ``overrides``."""
+    bounds = action_bounds(CEILING_ENV)
+    reset_key, run_key = jax.random.split(jax.random.key(seed))
+    keys = jax.random.split(reset_key, CHECK_BATCH)
+
+    def trajectory(step_fn: StepFn, reset: Callable[[jax.Array], Any]) -> tuple:
+        obs0, state = reset(keys)
+        roll = make_rollout(step_fn, CHECK_BATCH, *bounds, CHECK_STEPS, record=True)
+        return (obs0, *jax.jit(roll)(state, run_key))
+
+    expected = trajectory(*ours(CEILING_ENV, **overrides))
+    return {
+        variant: _compare(expected, trajectory(*ceiling(variant, **overrides)))
+        for variant in fused_ceiling.VARIANTS
+    }
+
+
+def _compare(expected: Sequence[jax.Array], got: Sequence[jax.Array]) -> dict[str, Any]:
+    """Worst relative difference of observations and rewards, and mismatched done flags."""
+    obs0, obs, reward, terminated, truncated = (np.asarray(x, np.float64) for x in expected)
+    obs0_c, obs_c, reward_c, terminated_c, truncated_c = (np.asarray(x, np.float64) for x in got)
+
+    def rel(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.max(np.abs(a - b) / np.maximum(1.0, np.abs(a))))
+
+    obs_err = max(rel(obs0, obs0_c), rel(obs, obs_c))
+    reward_err = rel(reward, reward_c)
+    flags = int(np.sum(terminated != terminated_c) + np.sum(truncated != truncated_c))
+    return {
+        "max_rel_diff_obs": obs_err,
+        "max_rel_diff_reward": reward_err,
+        "flag_mismatches": flags,
+        "episodes_ended": int(np.sum(np.logical_or(terminated, truncated))),
+        "deaths": int(np.sum(terminated)),
+        "passed": bool(max(obs_err, reward_err) < CHECK_TOLERANCE and flags == 0),
+    }
+
+
+def print_check(check: dict[str, Any]) -> None:
+    print(
+        f"Ceiling check ({check['env_id']}, batch {check['batch']}, {check['steps']} steps, "
+        f"same keys and actions as sepsisim_jax; tolerance {check['tolerance']:g} relative):"
+    )
+    for case, variants in check["cases"].items():
+        for variant, v in variants.items():
+            print(
+                f"  {case:13s} {variant:4s}  obs {v['max_rel_diff_obs']:.1e}"
+                f"  reward {v['max_rel_diff_reward']:.1e}  flag mismatches {v['flag_mismatches']}"
+                f"  (episodes ended {v['episodes_ended']}, deaths {v['deaths']})"
+                f"  {'PASS' if v['passed'] else 'FAIL'}"
+            )
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def prepare_all(args: argparse.Namespace, bar: tqdm) -> list[Config]:
+    """Every configuration, ready to run: reference envs, then each batch size."""
+    configs = []
+    for env_id in args.envs:
+        bar.set_postfix_str(f"reference {env_id}")
+        configs.append(prepare_reference(env_id, args.reference_steps, args.seed))
+        bar.update()
+    variants = list(fused_ceiling.VARIANTS) if CEILING_ENV in args.envs else []
+    for batch in args.batches:
+        for env_id in args.envs:
+            bar.set_postfix_str(f"compile sepsisim_jax {env_id} x{batch}")
+            configs.append(prepare_rollout(env_id, "sepsisim_jax", ours(env_id), batch, args.seed))
+            bar.update()
+        for variant in variants:
+            bar.set_postfix_str(f"compile ceiling-{variant} x{batch}")
+            fns = ceiling(variant)
+            configs.append(
+                prepare_rollout(CEILING_ENV, f"ceiling-{variant}", fns, batch, args.seed)
+            )
+            bar.update()
+    return configs
+
+
+def run_all(args: argparse.Namespace) -> list[Config]:
+    """Prepare everything, then ``repeats`` rounds that each run every configuration once.
+
+    Interleaving the repeats spreads each configuration's runs over the whole measurement,
+    so a slow phase of a shared machine hits all of them alike rather than one.
+    """
+    count = len(args.envs) * (1 + len(args.batches))
+    count += len(fused_ceiling.VARIANTS) * len(args.batches) if CEILING_ENV in args.envs else 0
+    with tqdm(total=count * (1 + args.repeats), desc="configurations", unit="cfg") as bar:
+        configs = prepare_all(args, bar)
+        for round_ in range(args.repeats):
+            for config in configs:
+                batch = "" if config.batch is None else f" x{config.batch}"
+                bar.set_postfix_str(f"round {round_ + 1} {config.impl} {config.env_id}{batch}")
+                config.time_once()
+                bar.update()
+    return configs
+
+
+def summarise(configs: list[Config]) -> list[dict[str, Any]]:
+    """One row per configuration with its ratios to the reference and to the ceiling."""
+    reference = {c.env_id: c.steps_per_s for c in configs if c.impl == "reference"}
+    ceilings: dict[int, float] = {}
+    for c in configs:
+        if c.impl.startswith("ceiling") and c.batch is not None:
+            ceilings[c.batch] = max(ceilings.get(c.batch, 0.0), c.steps_per_s)
+    rows = []
+    for c in sorted(configs, key=_table_order):
+        vs_ceiling = None
+        if c.impl == "sepsisim_jax" and c.env_id == CEILING_ENV and c.batch in ceilings:
+            vs_ceiling = c.steps_per_s / ceilings[c.batch]
+        rows.append(
+            {
+                "env_id": c.env_id,
+                "impl": c.impl,
+                "batch": c.batch,
+                "steps_per_repeat": c.steps,
+                "compile_s": c.compile_s,
+                "run_s": c.run_s,
+                "steps_per_s": c.steps_per_s,
+                "vs_reference": c.steps_per_s / reference[c.env_id],
+                "vs_ceiling": vs_ceiling,
+            }
+        )
+    return rows
+
+
+def _table_order(c: Config) -> tuple[int, str, int, int]:
+    """Reference rows, then sepsisim_jax by environment and batch, then the ceilings."""
+    group = {"reference": 0, "sepsisim_jax": 1}.get(c.impl, 2)
+    return group, c.impl, sepsisim_jax.ENV_IDS.index(c.env_id), c.batch or 0
+
+
+def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The two targets, evaluated on FluidResuscitation at batch 65,536 if it was measured."""
+    match = [
+        r
+        for r in rows
+        if r["env_id"] == CEILING_ENV and r["impl"] == "sepsisim_jax" and r["batch"] == TARGET_BATCH
+    ]
+    if not match:
+        return {"batch": TARGET_BATCH, "evaluated": False}
+    row = match[0]
+    out: dict[str, Any] = {"batch": TARGET_BATCH, "evaluated": True}
+    out["vs_reference"] = _target(row["vs_reference"], TARGET_VS_REFERENCE)
+    out["vs_ceiling"] = _target(row["vs_ceiling"], TARGET_VS_CEILING)
+    return out
+
+
+def _target(value: float | None, target: float) -> dict[str, Any]:
+    return {"value": value, "target": target, "met": value is not None and value >= target}
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    header = (
+        f"{'env':24s} {'impl':13s} {'batch':>6s} {'compile s':>9s} "
+        f"{'env-steps/s':>13s} {'x reference':>11s} {'of ceiling':>10s}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        batch = "-" if r["batch"] is None else str(r["batch"])
+        compile_s = "-" if r["compile_s"] is None else f"{r['compile_s']:.1f}"
+        vs_ceiling = "-" if r["vs_ceiling"] is None else f"{100 * r['vs_ceiling']:.0f}%"
+        lines.append(
+            f"{r['env_id']:24s} {r['impl']:13s} {batch:>6s} {compile_s:>9s} "
+            f"{r['steps_per_s']:>13,.0f} {r['vs_reference']:>11,.1f} {vs_ceiling:>10s}"
+        )
+    return "\n".join(lines)
+
+
+def print_verdicts(v: dict[str, Any]) -> None:
+    if not v["evaluated"]:
+        print(f"Targets not evaluated: {CEILING_ENV} at batch {TARGET_BATCH:,} was not measured.")
+        return
+    ref, ceil = v["vs_reference"], v["vs_ceiling"]
+    print(f"Targets ({CEILING_ENV}, batch {TARGET_BATCH:,}, ratios measured in this run):")
+    print(
+        f"  vs reference: {ref['value']:,.0f}x (target >= {ref['target']:,.0f}x)"
+        f" -> {'MET' if ref['met'] else 'NOT MET'}"
+    )
+    if ceil["value"] is None:
+        print("  vs ceiling:   not measured")
+    else:
+        print(
+            f"  vs ceiling:   {100 * ceil['value']:.0f}% (target >= {100 * ceil['target']:.0f}%)"
+            f" -> {'MET' if ceil['met'] else 'NOT MET'}"
+        )
+
+
+def environment_info(args: argparse.Namespace) -> dict[str, Any]:
+    """Versions and settings that qualify the figures (no host paths)."""
+    return {
+        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "jaxlib": metadata.version("jaxlib"),
+        "backend": jax.default_backend(),
+        "device": str(jax.devices()[0].device_kind),
+        "float_dtype": str(jax.dtypes.canonicalize_dtype(jnp.float64)),
+        "sepsisim": metadata.version("sepsisim"),
+        "sepsisim_jax": sepsisim_jax.__version__,
+        "severity": SEVERITY,
+        "episode_steps": EPISODE_STEPS,
+        "repeats": args.repeats,
+        "reference_steps": args.reference_steps,
+        "batches": list(args.batches),
+        "envs": list(args.envs),
+        "seed": args.seed,
+    }
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", choices=sepsisim_jax.ENV_IDS, default=None)
+    parser.add_argument("--batches", nargs="+", type=int, default=None)
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed rounds over all configurations; the best run counts",
+    )
+    parser.add_argument("--reference-steps", type=int, default=None, help="reference steps timed")
+    parser.add_argument("--out", type=Path, default=None, help="JSON results file")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--quick", action="store_true", help="batches 1 and 64, few reference steps"
+    )
+    args = parser.parse_args(argv)
+    args.envs = args.envs or list(sepsisim_jax.ENV_IDS)
+    args.batches = args.batches or list(QUICK_BATCHES if args.quick else DEFAULT_BATCHES)
+    if args.reference_steps is None:
+        args.reference_steps = QUICK_REFERENCE_STEPS if args.quick else DEFAULT_REFERENCE_STEPS
+    if args.out is None:
+        args.out = RESULTS_DIR / ("throughput_quick.json" if args.quick else "throughput.json")
+    if args.repeats < 1 or args.reference_steps < 1 or min(args.batches) < 1:
+        parser.error("--repeats, --reference-steps and --batches must be positive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    warnings.filterwarnings("ignore", module="gymnasium")  # the env checker's precision notes
+    check = None
+    if CEILING_ENV in args.envs:
+        check = check_ceiling(args.seed)
+        print_check(check)
+        if not check["passed"]:
+            print("  the ceiling does not compute what sepsisim_jax computes: its ratios are void")
+    rows = summarise(run_all(args))
+    if check is not None and not check["passed"]:
+        for row in rows:
+            row["vs_ceiling"] = None
+    print(format_table(rows))
+    target = verdicts(rows)
+    print_verdicts(target)
+    results = {
+        "environment": environment_info(args),
+        "ceiling_check": check,
+        "rows": rows,
+        "targets": target,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"Results written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
