@@ -1,16 +1,20 @@
 """Environment-step throughput of sepsisim 0.1.0, sepsisim_jax and a hand-fused JAX ceiling.
 
-Three figures per environment, all in env-steps per second, measured in one run:
+Figures per environment, all in env-steps per second, measured in one run:
 
 - reference: one ``gymnasium.make("sepsisim/<Id>")`` env stepped with random actions;
-- sepsisim_jax: ``jit`` of a ``lax.scan`` over 72 steps of ``vmap(env.step)`` per batch size;
-- ceiling (FluidResuscitation only): the same scan over the hand-fused step of
-  ``fused_ceiling.py``, checked against sepsisim_jax before it is timed.
+- core section: ``jit`` of a ``lax.scan`` over 72 steps of ``vmap(env.step)`` per batch size,
+  and (FluidResuscitation only) the same scan over the hand-fused step of ``fused_ceiling.py``,
+  checked against sepsisim_jax before it is timed;
+- adapter section: ``gymnasium.make("sepsisim_jax/<Id>")`` stepped by the reference's own loop,
+  and ``gymnasium.make_vec("sepsisim_jax/<Id>", num_envs=N, vectorization_mode=
+  "vector_entry_point")`` stepped with batched random actions, for each N.
 
-Verdicts are ratios (sepsisim_jax over reference, sepsisim_jax over ceiling), never absolute
-times. See ``README.md`` in this directory for the method and the JSON schema.
+Verdicts are ratios (over the reference, over the ceiling) measured in the same run, except the
+vector env's, which is an absolute env-steps/s target. See ``README.md`` in this directory for
+the method and the JSON schema.
 
-Usage: ``python benchmarks/throughput.py [--quick] [--batches 1 64 ...] [--out FILE]``.
+Usage: ``python benchmarks/throughput.py [--sections core adapter] [--quick] [--out FILE]``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import json
 import math
 import os
@@ -47,10 +52,17 @@ DEFAULT_REFERENCE_STEPS = 5000
 QUICK_REFERENCE_STEPS = 300
 REFERENCE_WARMUP_STEPS = 50
 MIN_RUN_STEPS = 65536  # env-steps per timed run of a batched rollout (repeated calls if smaller)
+SECTIONS = ("core", "adapter")
+DEFAULT_VECTOR_ENVS = (16, 256, 1024)
+QUICK_VECTOR_ENVS = (16, 256)
+VECTOR_WARMUP_CALLS = 3
 CEILING_ENV = "FluidResuscitation-v0"
 TARGET_BATCH = 65536
 TARGET_VS_REFERENCE = 2000.0  # sepsisim_jax steps/s over the reference's, at TARGET_BATCH
 TARGET_VS_CEILING = 0.5  # sepsisim_jax steps/s over the ceiling's, at TARGET_BATCH
+TARGET_SINGLE_VS_REFERENCE = 10.0  # adapter single env steps/s over the reference's
+TARGET_VECTOR_ENVS = 1024
+TARGET_VECTOR_STEPS_PER_S = 1_000_000.0  # adapter vector env at TARGET_VECTOR_ENVS
 CHECK_BATCH = 256
 CHECK_STEPS = 2 * EPISODE_STEPS  # two episodes: covers the auto-reset at step 72
 CHECK_TOLERANCE = 1e-3  # on |ours - ceiling| / max(1, |ours|)
@@ -71,11 +83,12 @@ class Config:
     """One measured configuration: ``run()`` performs ``steps`` env-steps and blocks."""
 
     env_id: str
-    impl: str  # "reference", "sepsisim_jax", "ceiling-soa" or "ceiling-vmap"
-    batch: int | None  # None for the reference's single env
+    impl: str  # "reference", "sepsisim_jax", "ceiling-soa", "ceiling-vmap", "adapter-single"
+    # or "adapter-vector"
+    batch: int | None  # None for the reference's single env; num_envs for the adapter's
     steps: int
     run: Callable[[], object]
-    compile_s: float | None = None
+    compile_s: float | None = None  # the adapter's: wall time of construction and warm-up
     run_s: list[float] = dataclasses.field(default_factory=list)
 
     def time_once(self) -> None:
@@ -106,6 +119,56 @@ def _reference_loop(env: gymnasium.Env, steps: int) -> None:
         _, _, terminated, truncated, _ = env.step(env.action_space.sample())
         if terminated or truncated:
             env.reset()
+
+
+# --- the Gymnasium adapter -------------------------------------------------------------------
+
+
+def prepare_adapter_single(env_id: str, steps: int, seed: int) -> Config:
+    """``gymnasium.make("sepsisim_jax/<Id>")``, seeded and warmed up as the reference is.
+
+    A run is the reference's loop over the same number of steps, so the two compare the same
+    client code: ``action_space.sample()``, ``step`` through ``gymnasium.make``'s wrappers, and
+    ``reset()`` when an episode ends. The warm-up (which compiles the jitted reset and step)
+    is the ``compile s`` column.
+    """
+    start = time.perf_counter()
+    env = gymnasium.make(f"sepsisim_jax/{env_id}", severity=SEVERITY)
+    env.action_space.seed(seed)
+    env.reset(seed=seed)
+    _reference_loop(env, REFERENCE_WARMUP_STEPS)
+    setup_s = time.perf_counter() - start
+    run = functools.partial(_reference_loop, env, steps)
+    return Config(env_id, "adapter-single", 1, steps, run, setup_s)
+
+
+def prepare_adapter_vector(env_id: str, num_envs: int, seed: int) -> Config:
+    """``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")`` with ``num_envs``.
+
+    A run is a whole number of 72-step episodes' worth of ``envs.step(envs.action_space.
+    sample())`` calls, at least ``MIN_RUN_STEPS`` env-steps, each call counting ``num_envs``
+    env-steps (the vector env auto-resets, so no ``reset`` is needed).
+    """
+    start = time.perf_counter()
+    envs = gymnasium.make_vec(
+        f"sepsisim_jax/{env_id}",
+        num_envs=num_envs,
+        vectorization_mode="vector_entry_point",
+        severity=SEVERITY,
+    )
+    envs.action_space.seed(seed)
+    envs.reset(seed=seed)
+    _vector_loop(envs, VECTOR_WARMUP_CALLS)
+    setup_s = time.perf_counter() - start
+    calls = EPISODE_STEPS * math.ceil(MIN_RUN_STEPS / (EPISODE_STEPS * num_envs))
+    run = functools.partial(_vector_loop, envs, calls)
+    return Config(env_id, "adapter-vector", num_envs, calls * num_envs, run, setup_s)
+
+
+def _vector_loop(envs: gymnasium.vector.VectorEnv, calls: int) -> None:
+    """Step every sub-env ``calls`` times with ``envs.action_space.sample()``."""
+    for _ in range(calls):
+        envs.step(envs.action_space.sample())
 
 
 # --- the jitted harness shared by sepsisim_jax and the ceiling -------------------------------
@@ -285,12 +348,22 @@ def print_check(check: dict[str, Any]) -> None:
 
 
 def prepare_all(args: argparse.Namespace, bar: tqdm) -> list[Config]:
-    """Every configuration, ready to run: reference envs, then each batch size."""
+    """Every configuration, ready to run: reference envs, then each selected section's."""
     configs = []
     for env_id in args.envs:
         bar.set_postfix_str(f"reference {env_id}")
         configs.append(prepare_reference(env_id, args.reference_steps, args.seed))
         bar.update()
+    if "core" in args.sections:
+        configs += _prepare_core(args, bar)
+    if "adapter" in args.sections:
+        configs += _prepare_adapter(args, bar)
+    return configs
+
+
+def _prepare_core(args: argparse.Namespace, bar: tqdm) -> list[Config]:
+    """sepsisim_jax rollouts (and the ceilings) at each batch size, compiled."""
+    configs = []
     variants = list(fused_ceiling.VARIANTS) if CEILING_ENV in args.envs else []
     for batch in args.batches:
         for env_id in args.envs:
@@ -307,14 +380,38 @@ def prepare_all(args: argparse.Namespace, bar: tqdm) -> list[Config]:
     return configs
 
 
+def _prepare_adapter(args: argparse.Namespace, bar: tqdm) -> list[Config]:
+    """The adapter's single env and its vector env at each size, warmed up."""
+    configs = []
+    for env_id in args.envs:
+        bar.set_postfix_str(f"warm up adapter single {env_id}")
+        configs.append(prepare_adapter_single(env_id, args.reference_steps, args.seed))
+        bar.update()
+        for num_envs in args.vector_envs:
+            bar.set_postfix_str(f"warm up adapter vector {env_id} x{num_envs}")
+            configs.append(prepare_adapter_vector(env_id, num_envs, args.seed))
+            bar.update()
+    return configs
+
+
+def _count_configs(args: argparse.Namespace) -> int:
+    count = len(args.envs)  # the reference envs
+    if "core" in args.sections:
+        count += len(args.envs) * len(args.batches)
+        if CEILING_ENV in args.envs:
+            count += len(fused_ceiling.VARIANTS) * len(args.batches)
+    if "adapter" in args.sections:
+        count += len(args.envs) * (1 + len(args.vector_envs))
+    return count
+
+
 def run_all(args: argparse.Namespace) -> list[Config]:
     """Prepare everything, then ``repeats`` rounds that each run every configuration once.
 
     Interleaving the repeats spreads each configuration's runs over the whole measurement,
     so a slow phase of a shared machine hits all of them alike rather than one.
     """
-    count = len(args.envs) * (1 + len(args.batches))
-    count += len(fused_ceiling.VARIANTS) * len(args.batches) if CEILING_ENV in args.envs else 0
+    count = _count_configs(args)
     with tqdm(total=count * (1 + args.repeats), desc="configurations", unit="cfg") as bar:
         configs = prepare_all(args, bar)
         for round_ in range(args.repeats):
@@ -327,7 +424,9 @@ def run_all(args: argparse.Namespace) -> list[Config]:
 
 
 def summarise(configs: list[Config]) -> list[dict[str, Any]]:
-    """One row per configuration with its ratios to the reference and to the ceiling."""
+    """One row per core configuration (and reference) with its ratios to the reference and to
+    the ceiling."""
+    configs = [c for c in configs if not c.impl.startswith("adapter")]
     reference = {c.env_id: c.steps_per_s for c in configs if c.impl == "reference"}
     ceilings: dict[int, float] = {}
     for c in configs:
@@ -416,6 +515,90 @@ def print_verdicts(v: dict[str, Any]) -> None:
         )
 
 
+def summarise_adapter(configs: list[Config]) -> list[dict[str, Any]]:
+    """One row per reference and adapter configuration, with its ratio to the reference."""
+    reference = {c.env_id: c.steps_per_s for c in configs if c.impl == "reference"}
+    order = {"reference": 0, "adapter-single": 1, "adapter-vector": 2}
+    rows = []
+    for c in sorted(
+        (c for c in configs if c.impl in order),
+        key=lambda c: (sepsisim_jax.ENV_IDS.index(c.env_id), order[c.impl], c.batch or 0),
+    ):
+        num_envs = c.batch or 1
+        rows.append(
+            {
+                "env_id": c.env_id,
+                "impl": c.impl,
+                "num_envs": num_envs,
+                "steps_per_repeat": c.steps,
+                "setup_s": c.compile_s,
+                "run_s": c.run_s,
+                "steps_per_s": c.steps_per_s,
+                "us_per_call": 1e6 * num_envs / c.steps_per_s,
+                "vs_reference": c.steps_per_s / reference[c.env_id],
+            }
+        )
+    return rows
+
+
+def adapter_verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The adapter's two targets; each is met only if met by every environment measured."""
+    single = {r["env_id"]: r["vs_reference"] for r in rows if r["impl"] == "adapter-single"}
+    vector = {
+        r["env_id"]: r["steps_per_s"]
+        for r in rows
+        if r["impl"] == "adapter-vector" and r["num_envs"] == TARGET_VECTOR_ENVS
+    }
+    return {
+        "single_vs_reference": _worst(single, TARGET_SINGLE_VS_REFERENCE),
+        "vector_steps_per_s": {"num_envs": TARGET_VECTOR_ENVS}
+        | _worst(vector, TARGET_VECTOR_STEPS_PER_S),
+    }
+
+
+def _worst(by_env: dict[str, float], target: float) -> dict[str, Any]:
+    """The target evaluated on the worst environment (not evaluated without any)."""
+    value = min(by_env.values()) if by_env else None
+    return {"evaluated": bool(by_env), "by_env": by_env} | _target(value, target)
+
+
+def format_adapter_table(rows: list[dict[str, Any]]) -> str:
+    header = (
+        f"{'env':24s} {'impl':14s} {'envs':>5s} {'setup s':>7s} "
+        f"{'env-steps/s':>13s} {'us/call':>9s} {'x reference':>11s}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        setup_s = "-" if r["setup_s"] is None else f"{r['setup_s']:.1f}"
+        lines.append(
+            f"{r['env_id']:24s} {r['impl']:14s} {r['num_envs']:>5d} {setup_s:>7s} "
+            f"{r['steps_per_s']:>13,.0f} {r['us_per_call']:>9,.1f} {r['vs_reference']:>11,.1f}"
+        )
+    return "\n".join(lines)
+
+
+def print_adapter_verdicts(v: dict[str, Any]) -> None:
+    single, vector = v["single_vs_reference"], v["vector_steps_per_s"]
+    print("Adapter targets (worst environment counts; ratios measured in this run):")
+    if single["evaluated"]:
+        detail = ", ".join(f"{k} {x:.1f}x" for k, x in single["by_env"].items())
+        print(
+            f"  single env vs reference: {single['value']:.1f}x ({detail})"
+            f" (target >= {single['target']:.0f}x) -> {'MET' if single['met'] else 'NOT MET'}"
+        )
+    else:
+        print("  single env vs reference: not measured")
+    if vector["evaluated"]:
+        detail = ", ".join(f"{k} {x:,.0f}" for k, x in vector["by_env"].items())
+        print(
+            f"  vector env at {vector['num_envs']:,} envs: {vector['value']:,.0f} env-steps/s"
+            f" ({detail}) (target >= {vector['target']:,.0f})"
+            f" -> {'MET' if vector['met'] else 'NOT MET'}"
+        )
+    else:
+        print(f"  vector env at {vector['num_envs']:,} envs: not measured")
+
+
 def environment_info(args: argparse.Namespace) -> dict[str, Any]:
     """Versions and settings that qualify the figures (no host paths)."""
     return {
@@ -432,9 +615,11 @@ def environment_info(args: argparse.Namespace) -> dict[str, Any]:
         "sepsisim_jax": sepsisim_jax.__version__,
         "severity": SEVERITY,
         "episode_steps": EPISODE_STEPS,
+        "sections": list(args.sections),
         "repeats": args.repeats,
         "reference_steps": args.reference_steps,
         "batches": list(args.batches),
+        "vector_envs": list(args.vector_envs),
         "envs": list(args.envs),
         "seed": args.seed,
     }
@@ -442,54 +627,94 @@ def environment_info(args: argparse.Namespace) -> dict[str, Any]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=SECTIONS,
+        default=list(SECTIONS),
+        help="what to measure besides the reference: core (jitted rollouts and the ceiling), "
+        "adapter (Gymnasium single and vector envs)",
+    )
     parser.add_argument("--envs", nargs="+", choices=sepsisim_jax.ENV_IDS, default=None)
     parser.add_argument("--batches", nargs="+", type=int, default=None)
+    parser.add_argument(
+        "--vector-envs", nargs="+", type=int, default=None, help="num_envs of the vector env"
+    )
     parser.add_argument(
         "--repeats",
         type=int,
         default=3,
         help="timed rounds over all configurations; the best run counts",
     )
-    parser.add_argument("--reference-steps", type=int, default=None, help="reference steps timed")
+    parser.add_argument(
+        "--reference-steps",
+        type=int,
+        default=None,
+        help="steps per timed run of a single env (the reference and the adapter's)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON results file")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--quick", action="store_true", help="batches 1 and 64, few reference steps"
+        "--quick",
+        action="store_true",
+        help="batches 1 and 64, vector envs 16 and 256, few single-env steps",
     )
     args = parser.parse_args(argv)
+    args.sections = [s for s in SECTIONS if s in args.sections]
     args.envs = args.envs or list(sepsisim_jax.ENV_IDS)
     args.batches = args.batches or list(QUICK_BATCHES if args.quick else DEFAULT_BATCHES)
+    args.vector_envs = args.vector_envs or list(
+        QUICK_VECTOR_ENVS if args.quick else DEFAULT_VECTOR_ENVS
+    )
     if args.reference_steps is None:
         args.reference_steps = QUICK_REFERENCE_STEPS if args.quick else DEFAULT_REFERENCE_STEPS
     if args.out is None:
-        args.out = RESULTS_DIR / ("throughput_quick.json" if args.quick else "throughput.json")
-    if args.repeats < 1 or args.reference_steps < 1 or min(args.batches) < 1:
-        parser.error("--repeats, --reference-steps and --batches must be positive")
+        args.out = RESULTS_DIR / default_out_name(args.sections, args.quick)
+    if args.repeats < 1 or args.reference_steps < 1 or min(args.batches + args.vector_envs) < 1:
+        parser.error("--repeats, --reference-steps, --batches and --vector-envs must be positive")
     return args
+
+
+def default_out_name(sections: Sequence[str], quick: bool) -> str:
+    """``throughput.json`` for every section, ``throughput_<section>.json`` for one; ``_quick``
+    with ``--quick``. A run of one section thus never overwrites the full run's results."""
+    name = "throughput" if list(sections) == list(SECTIONS) else "_".join(["throughput", *sections])
+    return f"{name}_quick.json" if quick else f"{name}.json"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", module="gymnasium")  # the env checker's precision notes
+    core = "core" in args.sections
     check = None
-    if CEILING_ENV in args.envs:
+    if core and CEILING_ENV in args.envs:
         check = check_ceiling(args.seed)
         print_check(check)
         if not check["passed"]:
             print("  the ceiling does not compute what sepsisim_jax computes: its ratios are void")
-    rows = summarise(run_all(args))
-    if check is not None and not check["passed"]:
-        for row in rows:
-            row["vs_ceiling"] = None
-    print(format_table(rows))
-    target = verdicts(rows)
-    print_verdicts(target)
-    results = {
+    configs = run_all(args)
+    results: dict[str, Any] = {
         "environment": environment_info(args),
         "ceiling_check": check,
-        "rows": rows,
-        "targets": target,
+        "rows": [],
+        "targets": None,
+        "adapter": None,
     }
+    if core:
+        rows = summarise(configs)
+        if check is not None and not check["passed"]:
+            for row in rows:
+                row["vs_ceiling"] = None
+        print(format_table(rows))
+        target = verdicts(rows)
+        print_verdicts(target)
+        results["rows"], results["targets"] = rows, target
+    if "adapter" in args.sections:
+        rows = summarise_adapter(configs)
+        print(format_adapter_table(rows))
+        target = adapter_verdicts(rows)
+        print_adapter_verdicts(target)
+        results["adapter"] = {"rows": rows, "targets": target}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"Results written to {args.out}")

@@ -124,10 +124,17 @@ class _Layout:
         start = block * self.block
         return report[..., start : start + self.obs_dim].astype(np.float32)
 
-    def info(self, report: np.ndarray, block: int = 0) -> dict[str, np.ndarray]:
+    def info(
+        self, report: np.ndarray, block: int = 0, mask: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Each info key's values, a new array per key; zero where ``mask`` (over the leading
+        axis) is False."""
         start = block * self.block + self.obs_dim
+        values = report[..., start : start + len(self.info_dtypes)]
+        if mask is not None and not mask.all():
+            values = np.where(mask[:, None], values, 0)
         return {
-            key: report[..., start + i].astype(dtype)
+            key: values[..., i].astype(dtype)
             for i, (key, dtype) in enumerate(self.info_dtypes.items())
         }
 
@@ -136,15 +143,35 @@ class _Layout:
         flags = report[..., 2 * self.block :]
         return flags[..., 0].astype(np.float64), flags[..., 1] != 0, flags[..., 2] != 0
 
-    def python_info(self, values: list[float], block: int = 0) -> dict[str, Any]:
-        """The info of one sub-env's report (as a list) with Python bool, int and float."""
-        start = block * self.block + self.obs_dim
-        info = dict(
-            zip(self.info_dtypes, values[start : start + len(self.info_dtypes)], strict=True)
-        )
+    # A single env's report is one row: the methods below take it as a 1-D array and as the
+    # list of its values (``tolist``), and use slices worked out once.
+
+    def python_observation(self, report: np.ndarray, block: int) -> np.ndarray:
+        """The observation in one sub-env's report, as a new float32 array."""
+        return report[self._observation_slices[block]].astype(np.float32)
+
+    def python_info(self, values: list[float], block: int) -> dict[str, Any]:
+        """The info in one sub-env's report (as a list) with Python bool, int and float."""
+        info = dict(zip(self._info_keys, values[self._info_slices[block]], strict=True))
         for key, convert in self._python_converters:
             info[key] = convert(info[key])
         return info
+
+    def python_outcome(self, values: list[float]) -> tuple[float, bool, bool]:
+        reward, terminated, truncated = values[2 * self.block :]
+        return reward, terminated != 0, truncated != 0
+
+    @functools.cached_property
+    def _observation_slices(self) -> tuple[slice, slice]:
+        return tuple(slice(b * self.block, b * self.block + self.obs_dim) for b in (0, 1))
+
+    @functools.cached_property
+    def _info_slices(self) -> tuple[slice, slice]:
+        return tuple(slice(b * self.block + self.obs_dim, (b + 1) * self.block) for b in (0, 1))
+
+    @functools.cached_property
+    def _info_keys(self) -> tuple[str, ...]:
+        return tuple(self.info_dtypes)
 
     @functools.cached_property
     def _python_converters(self) -> tuple[tuple[str, type], ...]:
@@ -155,10 +182,6 @@ class _Layout:
             for key, dtype in self.info_dtypes.items()
             if dtype is not np.float64
         )
-
-    def python_outcome(self, values: list[float]) -> tuple[float, bool, bool]:
-        reward, terminated, truncated = values[2 * self.block :]
-        return reward, terminated != 0, truncated != 0
 
     def record_report(self, record: np.ndarray) -> np.ndarray:
         """The report (float dtype) of a single env's record (host uint32 words)."""
@@ -245,7 +268,7 @@ def _from_words(words: jax.Array, dtype: np.dtype) -> jax.Array:
     return jax.lax.bitcast_convert_type(words, dtype)
 
 
-def _record(layout: _Layout, key_data: jax.Array, state: jax.Array, report: jax.Array):
+def _record(layout: _Layout, key_data: jax.Array, state: jax.Array, report: jax.Array) -> jax.Array:
     """A single env's record; a reset's report is padded with zeros to a step's length."""
     padding = jnp.zeros(layout.step_report_size - report.size, report.dtype)
     return jnp.concatenate([key_data, _to_words(state), _to_words(report), _to_words(padding)])
@@ -365,8 +388,9 @@ class _Actions:
         """``action`` as float32 in the env's bounds; NaN and +-inf pass (no intervention).
 
         Raises ``ValueError`` naming the expected shape for a non-numeric or misshapen action.
-        A float32 array of the right shape in the env's own bounds (what ``action_space.sample()``
-        gives) is passed through: the jitted step clips it exactly as this would.
+        Without normalisation, a float32 array of the right shape (what
+        ``action_space.sample()`` gives) is passed through as it is: the jitted step clips it
+        exactly as this would.
         """
         if (
             type(action) is np.ndarray
@@ -434,6 +458,7 @@ class SepsisGymEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         self.functional_env, self.params = make(env_id, severity=severity, solver=solver, **params)
         self._params = _flat_params(self.functional_env, self.params)
         self._jitted = _jitted(self.functional_env)
+        self._layout = self._jitted.layout
         self._actions = _Actions(self.functional_env, normalize_actions)
         self.action_space = self._actions.space
         self.observation_space = spaces.Box(
@@ -448,7 +473,7 @@ class SepsisGymEnv(gymnasium.Env[np.ndarray, np.ndarray]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Admit a patient; ``seed`` restarts the key chain (``options`` are not used)."""
         super().reset(seed=seed)
-        layout = self._jitted.layout
+        layout = self._layout
         if seed is None and self._admitted is not None:
             report = self._admitted
         else:
@@ -462,7 +487,7 @@ class SepsisGymEnv(gymnasium.Env[np.ndarray, np.ndarray]):
             self._host = np.asarray(self._record)
             report = layout.record_report(self._host)
         self._admitted = None
-        return self._observe(report, report.tolist(), block=0)
+        return layout.python_observation(report, 0), layout.python_info(report.tolist(), 0)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """One hour; ``ValueError`` for an action that is not numeric of the action shape."""
@@ -475,20 +500,14 @@ class SepsisGymEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         action = self._actions(action, self.action_space.shape)
         self._record = self._jitted.step(self._record, action, self._params)
         self._host = np.asarray(self._record)  # the one device-to-host copy
-        layout = self._jitted.layout
+        layout = self._layout
         report = layout.record_report(self._host)
         values = report.tolist()
         reward, terminated, truncated = layout.python_outcome(values)
         if terminated or truncated:
             self._admitted = report  # the state already holds the next patient
-        obs, info = self._observe(report, values, block=1)
-        return obs, reward, terminated, truncated, info
-
-    def _observe(
-        self, report: np.ndarray, values: list[float], block: int
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        layout = self._jitted.layout
-        return layout.observation(report, block), layout.python_info(values, block)
+        obs = layout.python_observation(report, 1)
+        return obs, reward, terminated, truncated, layout.python_info(values, 1)
 
 
 # --- the vector environment ------------------------------------------------------------------
@@ -575,7 +594,7 @@ class SepsisVectorEnv(VectorEnv):
         else:
             self._keys, self._state = _select(mask, (keys, state), (self._keys, self._state))
             self._obs = np.where(mask[:, None], obs, self._obs)
-        return self._obs.copy(), _vector_info(self._jitted.layout.info(report), mask)
+        return self._obs.copy(), _vector_info(self._jitted.layout.info(report, 0, mask), mask)
 
     def step(
         self, actions: Any
@@ -591,13 +610,12 @@ class SepsisVectorEnv(VectorEnv):
         layout = self._jitted.layout
         reward, terminated, truncated = layout.outcome(report)
         self._obs = layout.observation(report)
-        everyone = np.ones(self.num_envs, bool)
-        info = _vector_info(layout.info(report), everyone)
+        info = _vector_info(layout.info(report), np.ones(self.num_envs, bool))
         done = terminated | truncated
         if done.any():
-            info["final_obs"] = _object_rows(layout.observation(report, 1), done)
+            info["final_obs"] = _object_rows(layout, report, done)
             info["_final_obs"] = done.copy()
-            info["final_info"] = _vector_info(layout.info(report, 1), done)
+            info["final_info"] = _vector_info(layout.info(report, 1, done), done)
             info["_final_info"] = done.copy()
         return self._obs.copy(), reward, terminated, truncated, info
 
@@ -637,19 +655,22 @@ class SepsisVectorEnv(VectorEnv):
         self._keys = keys if seeded.all() else _select(seeded, keys, self._keys)
 
 
-def _object_rows(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """An object array holding row ``i`` of ``values`` where ``mask[i]``, else ``None``."""
+def _object_rows(layout: _Layout, report: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """An object array holding sub-env ``i``'s observation before any auto-reset where
+    ``mask[i]``, else ``None``."""
     rows = np.full(len(mask), None, dtype=object)
-    for i in np.flatnonzero(mask):
-        rows[i] = values[i]
+    where = np.flatnonzero(mask)
+    observations = layout.observation(report[where], 1)
+    rows[where] = np.fromiter(observations, dtype=object, count=len(where))
     return rows
 
 
 def _vector_info(info: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
-    """Gymnasium's vector info: each key's values (zero where ``mask`` is False) and ``_key``."""
+    """Gymnasium's vector info: each key's values (already zero where ``mask`` is False, see
+    ``_Layout.info``) and, as ``_key``, the mask."""
     out: dict[str, np.ndarray] = {}
     for key, values in info.items():
-        out[key] = np.where(mask, values, np.zeros_like(values))
+        out[key] = values
         out[f"_{key}"] = mask.copy()
     return out
 

@@ -273,6 +273,42 @@ def test_any_numeric_action_dtype_works_and_is_clipped_as_the_reference():
         _assert_same(result, results[0])
 
 
+def test_float32_actions_take_the_same_path_as_any_other_dtype():
+    """A float32 array of the action shape skips the host conversion; the jitted step clips
+    it exactly as the host clips other dtypes (out-of-bounds and non-finite components)."""
+    values = [[5000.0, 3.0, 7.0], [-1e30, -0.7, -2.0], [np.nan, np.inf, 0.6], [250.0, 0.05, 0.4]]
+    runs = {dtype: SepsisGymEnv("SepsisManagement-v0") for dtype in (np.float32, np.float64)}
+    vectors = {dtype: SepsisVectorEnv("SepsisManagement-v0", num_envs=2) for dtype in runs}
+    for dtype in runs:
+        runs[dtype].reset(seed=4)
+        vectors[dtype].reset(seed=4)
+    for value in values:
+        action = {dtype: np.asarray(value, dtype) for dtype in runs}
+        _assert_same(*(runs[d].step(action[d]) for d in runs))
+        batch = {d: np.stack([action[d], action[d][::-1].copy()]) for d in runs}
+        _assert_same(*(vectors[d].step(batch[d]) for d in runs))
+
+
+def test_unseeded_reset_mid_episode_continues_the_key_chain():
+    env_id = "SepsisManagement-v0"
+    env = SepsisGymEnv(env_id)
+    env.reset(seed=9)
+    actions = _random_actions(env, 3, seed=5)
+    for action in actions:
+        env.step(action)
+    obs, info = env.reset()
+    functional, params = sepsisim_jax.make(env_id)
+    key, key_reset = jax.random.split(seed_key(9))
+    _, state = functional.reset(key_reset, params)
+    for action in actions:
+        key, key_step = jax.random.split(key)
+        state = functional.step(key_step, state, jnp.asarray(action), params)[1]
+    key, key_reset = jax.random.split(key)
+    expected, state = functional.reset(key_reset, params)
+    _assert_same(obs, np.asarray(expected))
+    assert info["step"] == 0 and info["bacteria"] == state.patient.inflammation.bacteria.item()
+
+
 def test_normalized_actions_map_linearly_onto_the_reference_bounds():
     raw, scaled = (
         SepsisGymEnv("SepsisManagement-v0"),
@@ -384,6 +420,24 @@ def test_runs_in_float64():
             obs, reward, *_ = env.step(env.action_space.sample())
         assert obs.dtype == np.float32 and type(reward) is float
         assert env.observation_space.contains(obs)
+
+
+@pytest.mark.parametrize("env_id", ["FluidResuscitation-v0", "SepsisManagement-v0"])
+def test_float64_episodes_equal_the_functional_api(env_id):
+    """Under x64 the single env's record holds 8-byte floats: still exact."""
+    with jax.enable_x64(True):
+        env = gym.make(_gym_id(env_id), severity="hard", antibiotic_efficacy=0.1)
+        actions = _random_actions(env, 200, seed=6)
+        ours = _adapter_run(env, 2**32 + 3, actions, episodes=2)
+        theirs = _functional_run(
+            env_id, 2**32 + 3, actions, episodes=2, severity="hard", antibiotic_efficacy=0.1
+        )
+    assert len(ours) == len(theirs)
+    for mine, expected in zip(ours, theirs, strict=True):
+        if len(expected) == 1:
+            _assert_same(mine[0], expected[0])
+        else:
+            _assert_same(tuple(mine), expected)
 
 
 # --- seeds ---------------------------------------------------------------------------------
