@@ -145,3 +145,103 @@ def summarize(stats: EpisodeStats) -> dict[str, float]:
         "final_lactate": float(jnp.mean(stats.final_lactate)),
         "final_sofa": float(jnp.mean(stats.final_sofa)),
     }
+
+
+@struct.dataclass
+class Course:
+    """Each patient's first episode, hour by hour: arrays of shape ``(n_hours + 1, n_patients)``.
+
+    Row ``t`` of a state signal is the patient after ``t`` hours (row 0 at admission); row ``t``
+    of a treatment or reward is what happened during hour ``t`` (the last row is NaN). Rows
+    after the episode ended (death or the step limit) are NaN.
+    """
+
+    map_mmhg: jax.Array
+    lactate: jax.Array  # mmol/L
+    urine_output: jax.Array  # mL/kg/h
+    tissue_damage: jax.Array
+    sofa: jax.Array
+    vasopressor_dose: jax.Array  # mcg/kg/min during the hour that ends at row t
+    antibiotic_active: jax.Array  # 1.0 once the antibiotic is given, else 0.0
+    fluid_ml: jax.Array  # bolus given during hour t
+    reward: jax.Array  # reward of hour t
+    length: jax.Array  # (n_patients,) int32, hours until the episode ended
+    died: jax.Array  # (n_patients,) bool
+
+    @property
+    def hours(self) -> jax.Array:
+        return jnp.arange(self.map_mmhg.shape[0])
+
+    @property
+    def returns(self) -> jax.Array:
+        """Episode return of each patient."""
+        return jnp.nansum(self.reward, axis=0)
+
+
+def _signals(state: EnvState, dtype: jnp.dtype) -> dict[str, jax.Array]:
+    pat = state.patient
+    return {
+        "map_mmhg": pat.map_mmhg,
+        "lactate": pat.lactate,
+        "urine_output": pat.urine,
+        "tissue_damage": pat.inflammation.damage,
+        "sofa": state.sofa.astype(dtype),
+        "vasopressor_dose": pat.vaso_dose,
+        "antibiotic_active": state.antibiotic_active.astype(dtype),
+    }
+
+
+@partial(jax.jit, static_argnames=("env", "policy", "n_patients", "n_hours"))
+def clinical_course(
+    env: SepsisEnv,
+    params: Any,
+    policy: Policy,
+    key: jax.Array,
+    n_patients: int,
+    n_hours: int = 72,
+) -> Course:
+    """Hour-by-hour signals of ``n_patients`` first episodes under ``policy``, for figures.
+
+    Patients, noise and actions are those of :func:`rollout_episodes` with the same ``key``,
+    so the episodes (and returns) are the same. ``n_hours`` must be at least
+    ``params.max_steps_in_episode`` for every episode to end.
+    """
+    key_reset, key_loop = jax.random.split(key)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(key_reset, n_patients), params
+    )
+    dtype = env.dtype
+    act = jax.vmap(policy, in_axes=(0, 0, None))
+    transition = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
+
+    def body(carry, key_t):
+        obs, state, active = carry
+        key_act, key_step = jax.random.split(key_t)
+        action = act(jax.random.split(key_act, n_patients), obs, params)
+        obs, next_state, reward, terminated, _ = transition(
+            jax.random.split(key_step, n_patients), state, action, params
+        )
+        truncated = env.is_truncated(next_state, params)
+        nan = jnp.asarray(jnp.nan, dtype)
+        hour = {
+            "fluid_ml": jnp.where(active, next_state.total_fluid_ml - state.total_fluid_ml, nan),
+            "reward": jnp.where(active, reward, nan),
+            "died": active & terminated,
+        }
+        after = {k: jnp.where(active, v, nan) for k, v in _signals(next_state, dtype).items()}
+        return (obs, next_state, active & ~(terminated | truncated)), (hour, after)
+
+    active = jnp.ones((n_patients,), bool)
+    _, (hours, after) = jax.lax.scan(
+        body, (obs, state, active), jax.random.split(key_loop, n_hours)
+    )
+    admission = _signals(state, dtype)
+    signals = {k: jnp.concatenate([v[None], after[k]]) for k, v in admission.items()}
+    last = jnp.full((1, n_patients), jnp.nan, dtype)
+    return Course(
+        **signals,
+        fluid_ml=jnp.concatenate([hours["fluid_ml"], last]),
+        reward=jnp.concatenate([hours["reward"], last]),
+        length=jnp.sum(~jnp.isnan(hours["reward"]), axis=0).astype(jnp.int32),
+        died=jnp.any(hours["died"], axis=0),
+    )
