@@ -7,6 +7,7 @@ steps therefore cover exactly one episode per patient.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -30,6 +31,46 @@ class EpisodeStats:
     final_sofa: jax.Array  # SOFA 0-12
 
 
+def _scan_cohort(
+    env: SepsisEnv,
+    params: Any,
+    policy: Policy,
+    key: jax.Array,
+    n_patients: int,
+    n_steps: int,
+    record: Callable[[Any, jax.Array, EnvState, jax.Array, tuple], tuple[Any, Any]],
+    carry: Any,
+    auto_reset: bool = True,
+) -> tuple[EnvState, Any, Any]:
+    """Admit ``n_patients``, then ``n_steps`` hours of acting and stepping in one ``lax.scan``.
+
+    Every cohort function shares this key scheme, so the same key gives the same patients,
+    noise and actions. ``record(carry, obs, state, action, step_output) -> (carry, per_step)``
+    keeps the books (``obs`` and ``state`` are what the action was taken in);
+    ``auto_reset=False`` steps with ``env.step_env`` (no new admission).
+    Returns the admission states, the final ``carry`` and the stacked ``per_step`` values.
+    """
+    key_reset, key_loop = jax.random.split(key)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(key_reset, n_patients), params
+    )
+    act = jax.vmap(policy, in_axes=(0, 0, None))
+    step = jax.vmap(env.step if auto_reset else env.step_env, in_axes=(0, 0, 0, None))
+
+    def body(loop, key_t):
+        obs, state, carry = loop
+        key_act, key_step = jax.random.split(key_t)
+        action = act(jax.random.split(key_act, n_patients), obs, params)
+        output = step(jax.random.split(key_step, n_patients), state, action, params)
+        carry, per_step = record(carry, obs, state, action, output)
+        return (output[0], output[1], carry), per_step
+
+    (_, _, carry), per_step = jax.lax.scan(
+        body, (obs, state, carry), jax.random.split(key_loop, n_steps)
+    )
+    return state, carry, per_step
+
+
 @partial(jax.jit, static_argnames=("env", "policy", "n_patients", "n_steps"))
 def rollout_episodes(
     env: SepsisEnv,
@@ -43,10 +84,6 @@ def rollout_episodes(
 
     ``n_steps`` must be at least ``params.max_steps_in_episode`` for every episode to end.
     """
-    key_reset, key_loop = jax.random.split(key)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(key_reset, n_patients), params
-    )
     dtype = env.dtype
     zeros = jnp.zeros((n_patients,), dtype)
     initial = EpisodeStats(
@@ -57,16 +94,10 @@ def rollout_episodes(
         final_lactate=zeros,
         final_sofa=zeros,
     )
-    act = jax.vmap(policy, in_axes=(0, 0, None))
-    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
-    def body(carry, key_t):
-        obs, state, active, stats = carry
-        key_act, key_step = jax.random.split(key_t)
-        action = act(jax.random.split(key_act, n_patients), obs, params)
-        obs, state, reward, terminated, truncated, info = step(
-            jax.random.split(key_step, n_patients), state, action, params
-        )
+    def record(carry, obs, state, action, output):
+        active, stats = carry
+        _, _, reward, terminated, truncated, info = output
         ending = active & (terminated | truncated)
         final = info["final_observation"]
         stats = EpisodeStats(
@@ -77,11 +108,11 @@ def rollout_episodes(
             final_lactate=jnp.where(ending, info["lactate"], stats.final_lactate),
             final_sofa=jnp.where(ending, final[:, env.sofa_index], stats.final_sofa),
         )
-        return (obs, state, active & ~ending, stats), None
+        return (active & ~ending, stats), None
 
     active = jnp.ones((n_patients,), bool)
-    (_, _, _, stats), _ = jax.lax.scan(
-        body, (obs, state, active, initial), jax.random.split(key_loop, n_steps)
+    _, (_, stats), _ = _scan_cohort(
+        env, params, policy, key, n_patients, n_steps, record, (active, initial)
     )
     return stats
 
@@ -113,25 +144,13 @@ def trajectories(
     n_steps: int = 72,
 ) -> Trajectories:
     """Every step of ``n_patients`` patients under ``policy`` (auto-reset after an episode)."""
-    key_reset, key_loop = jax.random.split(key)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(key_reset, n_patients), params
-    )
-    act = jax.vmap(policy, in_axes=(0, 0, None))
-    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
-    def body(carry, key_t):
-        obs, state = carry
-        key_act, key_step = jax.random.split(key_t)
-        action = act(jax.random.split(key_act, n_patients), obs, params)
-        next_obs, next_state, reward, terminated, truncated, info = step(
-            jax.random.split(key_step, n_patients), state, action, params
-        )
-        record = Trajectories(state, obs, action, reward, terminated, truncated, info)
-        return (next_obs, next_state), record
+    def record(carry, obs, state, action, output):
+        _, _, reward, terminated, truncated, info = output
+        return carry, Trajectories(state, obs, action, reward, terminated, truncated, info)
 
-    _, record = jax.lax.scan(body, (obs, state), jax.random.split(key_loop, n_steps))
-    return record
+    _, _, steps = _scan_cohort(env, params, policy, key, n_patients, n_steps, record, None)
+    return steps
 
 
 def summarize(stats: EpisodeStats) -> dict[str, float]:
@@ -206,34 +225,23 @@ def clinical_course(
     so the episodes (and returns) are the same. ``n_hours`` must be at least
     ``params.max_steps_in_episode`` for every episode to end.
     """
-    key_reset, key_loop = jax.random.split(key)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(key_reset, n_patients), params
-    )
     dtype = env.dtype
-    act = jax.vmap(policy, in_axes=(0, 0, None))
-    transition = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
+    nan = jnp.asarray(jnp.nan, dtype)
 
-    def body(carry, key_t):
-        obs, state, active = carry
-        key_act, key_step = jax.random.split(key_t)
-        action = act(jax.random.split(key_act, n_patients), obs, params)
-        obs, next_state, reward, terminated, _ = transition(
-            jax.random.split(key_step, n_patients), state, action, params
-        )
+    def record(active, obs, state, action, output):
+        _, next_state, reward, terminated, _ = output
         truncated = env.is_truncated(next_state, params)
-        nan = jnp.asarray(jnp.nan, dtype)
         hour = {
             "fluid_ml": jnp.where(active, next_state.total_fluid_ml - state.total_fluid_ml, nan),
             "reward": jnp.where(active, reward, nan),
             "died": active & terminated,
         }
         after = {k: jnp.where(active, v, nan) for k, v in _signals(next_state, dtype).items()}
-        return (obs, next_state, active & ~(terminated | truncated)), (hour, after)
+        return active & ~(terminated | truncated), (hour, after)
 
     active = jnp.ones((n_patients,), bool)
-    _, (hours, after) = jax.lax.scan(
-        body, (obs, state, active), jax.random.split(key_loop, n_hours)
+    state, _, (hours, after) = _scan_cohort(
+        env, params, policy, key, n_patients, n_hours, record, active, auto_reset=False
     )
     admission = _signals(state, dtype)
     signals = {k: jnp.concatenate([v[None], after[k]]) for k, v in admission.items()}
