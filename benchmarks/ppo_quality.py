@@ -11,19 +11,17 @@ Usage: ``python benchmarks/ppo_quality.py [--timesteps N] [--seeds 3] [--quick]`
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 from pathlib import Path
 
-import jax
 import numpy as np
+from common import RESULTS_DIR, machine_info, verdict, write_results
 from tqdm import tqdm
 
 import sepsisim_jax
 from sepsisim_jax.policies import POLICIES
+from sepsisim_jax.text_table import Column, text_table
 from sepsisim_jax.training import default_config, evaluate, evaluate_seeds, held_out_key, train_ppo
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # PPO returns reported with the reference (stable-baselines3, 200k-500k steps, medium).
 PAPER_PPO = {"FluidResuscitation-v0": -71.5, "VasopressorTitration-v0": -36.9}
 
@@ -75,18 +73,20 @@ def verdicts(rows: list[dict]) -> list[tuple[str, bool]]:
 
 
 def format_table(rows: list[dict]) -> str:
-    header = (
-        f"{'environment':<24} {'severity':<8} {'PPO return':>16} {'surv':>5} "
-        f"{'heuristic':>15} {'surv':>5} {'random':>15} {'surv':>5}"
-    )
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        cells = []
-        for policy in ("ppo", "heuristic", "random"):
-            r = row[policy]
-            cells.append(f"{r['mean_return']:>9.1f} ± {r['sd_return']:<4.1f} {r['survival']:>5.2f}")
-        lines.append(f"{row['env_id']:<24} {row['severity']:<8} " + " ".join(cells))
-    return "\n".join(lines)
+    columns: list[Column] = [
+        ("environment", "<24", lambda row: row["env_id"]),
+        ("severity", "<8", lambda row: row["severity"]),
+    ]
+    for policy, title in (("ppo", "PPO return"), ("heuristic", "heuristic"), ("random", "random")):
+        columns += [
+            (title, ">16", lambda row, p=policy: _return_cell(row[p])),
+            ("surv", ">5", lambda row, p=policy: f"{row[p]['survival']:.2f}"),
+        ]
+    return text_table(rows, columns)
+
+
+def _return_cell(result: dict) -> str:
+    return f"{result['mean_return']:.1f} ± {result['sd_return']:.1f}"
 
 
 def main() -> None:
@@ -124,18 +124,13 @@ def main() -> None:
     print(format_table(rows))
     checks = verdicts(rows)
     for text, ok in checks:
-        print(f"  {text}: {'MET' if ok else 'NOT MET'}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "jax": jax.__version__,
-        "sepsisim_jax": sepsisim_jax.__version__,
+        print(f"  {text}: {verdict(ok)}")
+    meta = machine_info() | {
         "timesteps_per_seed": args.timesteps,
         "seeds": args.seeds,
         "patients": args.patients,
     }
-    out.write_text(json.dumps({"meta": meta, "rows": rows, "verdicts": dict(checks)}, indent=2))
-    print(f"wrote {out.name}")
+    write_results(out, {"meta": meta, "rows": rows, "verdicts": dict(checks)})
 
 
 if __name__ == "__main__":

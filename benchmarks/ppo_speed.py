@@ -17,10 +17,7 @@ Usage: ``python benchmarks/ppo_speed.py [--quick] [--envs ...] [--timesteps N] [
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import time
 import warnings
 from collections.abc import Sequence
@@ -29,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium
-import jax
-import jax.numpy as jnp
 import sepsisim  # noqa: F401  (registers the reference's sepsisim/ ids with gymnasium)
 import torch
+from common import RESULTS_DIR, machine_info, optional, verdict, write_results
 from sepsisim.training.configs import ENV_CONFIGS, SEED
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
@@ -40,6 +36,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from tqdm import tqdm
 
 import sepsisim_jax
+from sepsisim_jax.text_table import text_table
 from sepsisim_jax.training import default_config, train_ppo
 
 SEVERITY = "medium"  # the reference's default, which its training uses
@@ -61,7 +58,6 @@ SB3_KEYS = (
     "clip_range",
     "ent_coef",
 )
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 class _Progress(BaseCallback):
@@ -163,20 +159,20 @@ def verdicts(rows: list[dict[str, Any]], long_run: dict[str, Any] | None) -> dic
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    header = (
-        f"{'env':24s} {'impl':17s} {'timesteps':>9s} {'compile s':>9s} {'train s':>8s} "
-        f"{'env-steps/s':>11s} {'with compile':>12s} {'x SB3':>7s} {'x SB3 w/ comp':>13s}"
+    return text_table(
+        rows,
+        [
+            ("env", "<24", lambda r: r["env_id"]),
+            ("impl", "<17", lambda r: r["impl"]),
+            ("timesteps", ">9", lambda r: f"{r['timesteps']:,}"),
+            ("compile s", ">9", lambda r: optional(r["compile_s"], ".1f")),
+            ("train s", ">8", lambda r: f"{r['train_s']:.1f}"),
+            ("env-steps/s", ">11", lambda r: f"{r['steps_per_s']:,.0f}"),
+            ("with compile", ">12", lambda r: f"{r['steps_per_s_with_compile']:,.0f}"),
+            ("x SB3", ">7", lambda r: f"{r['vs_sb3']:,.1f}"),
+            ("x SB3 w/ comp", ">13", lambda r: f"{r['vs_sb3_with_compile']:,.1f}"),
+        ],
     )
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        compile_s = "-" if r["compile_s"] is None else f"{r['compile_s']:.1f}"
-        lines.append(
-            f"{r['env_id']:24s} {r['impl']:17s} {r['timesteps']:>9,} {compile_s:>9s} "
-            f"{r['train_s']:>8.1f} {r['steps_per_s']:>11,.0f} "
-            f"{r['steps_per_s_with_compile']:>12,.0f} {r['vs_sb3']:>7,.1f} "
-            f"{r['vs_sb3_with_compile']:>13,.1f}"
-        )
-    return "\n".join(lines)
 
 
 def print_verdicts(target: dict[str, Any], long_run: dict[str, Any] | None) -> None:
@@ -186,7 +182,7 @@ def print_verdicts(target: dict[str, Any], long_run: dict[str, Any] | None) -> N
         "stable-baselines3's (compilation excluded; ratios measured in this run):"
     )
     for env_id, v in ratio["per_env"].items():
-        print(f"  {env_id:24s} {v['value']:>7,.1f}x -> {'MET' if v['met'] else 'NOT MET'}")
+        print(f"  {env_id:24s} {v['value']:>7,.1f}x -> {verdict(v['met'])}")
     if long_run is None:
         print("Long run skipped (--skip-5m).")
         return
@@ -201,36 +197,24 @@ def print_verdicts(target: dict[str, Any], long_run: dict[str, Any] | None) -> N
         f"last update {long_run['last_update_return']:.1f} "
         f"(survival {long_run['last_update_survival']:.2f})"
     )
-    verdict = target["long_run"]
-    if verdict["evaluated"]:
+    long_verdict = target["long_run"]
+    if long_verdict["evaluated"]:
         print(
             f"  target: {LONG_TIMESTEPS:,} timesteps in < {TARGET_LONG_S:.0f} s including "
-            f"compilation -> {'MET' if verdict['met'] else 'NOT MET'}"
+            f"compilation -> {verdict(long_verdict['met'])}"
         )
     else:
         print(f"  target not evaluated: it is for {LONG_TIMESTEPS:,} timesteps")
 
 
 def environment_info(args: argparse.Namespace) -> dict[str, Any]:
-    """Versions, thread settings and machine load that qualify the figures (no host paths)."""
-    return {
-        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": f"{platform.system()} {platform.machine()}",
-        "cpu_count": os.cpu_count(),
-        "load_avg_1_5_15": list(os.getloadavg()),
-        "jax": jax.__version__,
-        "jaxlib": metadata.version("jaxlib"),
-        "backend": jax.default_backend(),
-        "float_dtype": str(jax.dtypes.canonicalize_dtype(jnp.float64)),
-        "xla_flags": os.environ.get("XLA_FLAGS"),
+    """The machine, torch's thread settings and the settings of this run."""
+    return machine_info() | {
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "stable_baselines3": metadata.version("stable-baselines3"),
         "gymnasium": gymnasium.__version__,
-        "sepsisim": metadata.version("sepsisim"),
-        "sepsisim_jax": sepsisim_jax.__version__,
         "severity": SEVERITY,
         "timesteps": args.timesteps,
         "long_timesteps": None if args.skip_5m else args.long_timesteps,
@@ -296,9 +280,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     target = verdicts(rows, long_run)
     print_verdicts(target, long_run)
     results = {"environment": info, "rows": rows, "long_run": long_run, "targets": target}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"Results written to {args.out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -21,16 +21,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import functools
-import json
 import math
-import os
-import platform
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +35,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import sepsisim  # noqa: F401  (registers the reference's sepsisim/ ids with gymnasium)
+from common import RESULTS_DIR, machine_info, optional, verdict, write_results
 from tqdm import tqdm
 
 import sepsisim_jax
+from sepsisim_jax.text_table import text_table
 
 EPISODE_STEPS = 72  # the reference registers every env with TimeLimit(max_episode_steps=72)
 SEVERITY = "medium"
@@ -70,7 +67,6 @@ CHECK_CASES: dict[str, dict[str, float]] = {
     "default": {},
     "no antibiotic": {"antibiotic_efficacy": 0.0},  # patients die: covers termination
 }
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 StepFn = Callable[
     [jax.Array, Any, jax.Array], tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array]
@@ -480,20 +476,18 @@ def _target(value: float | None, target: float) -> dict[str, Any]:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    header = (
-        f"{'env':24s} {'impl':13s} {'batch':>6s} {'compile s':>9s} "
-        f"{'env-steps/s':>13s} {'x reference':>11s} {'of ceiling':>10s}"
+    return text_table(
+        rows,
+        [
+            ("env", "<24", lambda r: r["env_id"]),
+            ("impl", "<13", lambda r: r["impl"]),
+            ("batch", ">6", lambda r: optional(r["batch"], "d")),
+            ("compile s", ">9", lambda r: optional(r["compile_s"], ".1f")),
+            ("env-steps/s", ">13", lambda r: f"{r['steps_per_s']:,.0f}"),
+            ("x reference", ">11", lambda r: f"{r['vs_reference']:,.1f}"),
+            ("of ceiling", ">10", lambda r: optional(r["vs_ceiling"], ".0%")),
+        ],
     )
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        batch = "-" if r["batch"] is None else str(r["batch"])
-        compile_s = "-" if r["compile_s"] is None else f"{r['compile_s']:.1f}"
-        vs_ceiling = "-" if r["vs_ceiling"] is None else f"{100 * r['vs_ceiling']:.0f}%"
-        lines.append(
-            f"{r['env_id']:24s} {r['impl']:13s} {batch:>6s} {compile_s:>9s} "
-            f"{r['steps_per_s']:>13,.0f} {r['vs_reference']:>11,.1f} {vs_ceiling:>10s}"
-        )
-    return "\n".join(lines)
 
 
 def print_verdicts(v: dict[str, Any]) -> None:
@@ -504,14 +498,14 @@ def print_verdicts(v: dict[str, Any]) -> None:
     print(f"Targets ({CEILING_ENV}, batch {TARGET_BATCH:,}, ratios measured in this run):")
     print(
         f"  vs reference: {ref['value']:,.0f}x (target >= {ref['target']:,.0f}x)"
-        f" -> {'MET' if ref['met'] else 'NOT MET'}"
+        f" -> {verdict(ref['met'])}"
     )
     if ceil["value"] is None:
         print("  vs ceiling:   not measured")
     else:
         print(
             f"  vs ceiling:   {100 * ceil['value']:.0f}% (target >= {100 * ceil['target']:.0f}%)"
-            f" -> {'MET' if ceil['met'] else 'NOT MET'}"
+            f" -> {verdict(ceil['met'])}"
         )
 
 
@@ -563,18 +557,18 @@ def _worst(by_env: dict[str, float], target: float) -> dict[str, Any]:
 
 
 def format_adapter_table(rows: list[dict[str, Any]]) -> str:
-    header = (
-        f"{'env':24s} {'impl':14s} {'envs':>5s} {'setup s':>7s} "
-        f"{'env-steps/s':>13s} {'us/call':>9s} {'x reference':>11s}"
+    return text_table(
+        rows,
+        [
+            ("env", "<24", lambda r: r["env_id"]),
+            ("impl", "<14", lambda r: r["impl"]),
+            ("envs", ">5", lambda r: str(r["num_envs"])),
+            ("setup s", ">7", lambda r: optional(r["setup_s"], ".1f")),
+            ("env-steps/s", ">13", lambda r: f"{r['steps_per_s']:,.0f}"),
+            ("us/call", ">9", lambda r: f"{r['us_per_call']:,.1f}"),
+            ("x reference", ">11", lambda r: f"{r['vs_reference']:,.1f}"),
+        ],
     )
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        setup_s = "-" if r["setup_s"] is None else f"{r['setup_s']:.1f}"
-        lines.append(
-            f"{r['env_id']:24s} {r['impl']:14s} {r['num_envs']:>5d} {setup_s:>7s} "
-            f"{r['steps_per_s']:>13,.0f} {r['us_per_call']:>9,.1f} {r['vs_reference']:>11,.1f}"
-        )
-    return "\n".join(lines)
 
 
 def print_adapter_verdicts(v: dict[str, Any]) -> None:
@@ -584,7 +578,7 @@ def print_adapter_verdicts(v: dict[str, Any]) -> None:
         detail = ", ".join(f"{k} {x:.1f}x" for k, x in single["by_env"].items())
         print(
             f"  single env vs reference: {single['value']:.1f}x ({detail})"
-            f" (target >= {single['target']:.0f}x) -> {'MET' if single['met'] else 'NOT MET'}"
+            f" (target >= {single['target']:.0f}x) -> {verdict(single['met'])}"
         )
     else:
         print("  single env vs reference: not measured")
@@ -593,26 +587,15 @@ def print_adapter_verdicts(v: dict[str, Any]) -> None:
         print(
             f"  vector env at {vector['num_envs']:,} envs: {vector['value']:,.0f} env-steps/s"
             f" ({detail}) (target >= {vector['target']:,.0f})"
-            f" -> {'MET' if vector['met'] else 'NOT MET'}"
+            f" -> {verdict(vector['met'])}"
         )
     else:
         print(f"  vector env at {vector['num_envs']:,} envs: not measured")
 
 
 def environment_info(args: argparse.Namespace) -> dict[str, Any]:
-    """Versions and settings that qualify the figures (no host paths)."""
-    return {
-        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": f"{platform.system()} {platform.machine()}",
-        "cpu_count": os.cpu_count(),
-        "jax": jax.__version__,
-        "jaxlib": metadata.version("jaxlib"),
-        "backend": jax.default_backend(),
-        "device": str(jax.devices()[0].device_kind),
-        "float_dtype": str(jax.dtypes.canonicalize_dtype(jnp.float64)),
-        "sepsisim": metadata.version("sepsisim"),
-        "sepsisim_jax": sepsisim_jax.__version__,
+    """The machine and the settings of this run."""
+    return machine_info() | {
         "severity": SEVERITY,
         "episode_steps": EPISODE_STEPS,
         "sections": list(args.sections),
@@ -715,9 +698,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         target = adapter_verdicts(rows)
         print_adapter_verdicts(target)
         results["adapter"] = {"rows": rows, "targets": target}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"Results written to {args.out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import jax
@@ -16,6 +16,7 @@ from sepsisim_jax.envs.registration import ENV_IDS, SEVERITIES, make
 from sepsisim_jax.plotting import learning_curve
 from sepsisim_jax.policies import POLICIES
 from sepsisim_jax.rollout import rollout_episodes, summarize
+from sepsisim_jax.text_table import text_table
 from sepsisim_jax.training import (
     CheckpointError,
     default_config,
@@ -109,24 +110,13 @@ def run_rollouts(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-Column = tuple[str, str, Callable[[dict], str]]  # title, alignment and width, cell
-
-
 def _return_cell(row: dict) -> str:
     return f"{row['mean_return']:.1f} ± {row['sd_return']:.1f}"
 
 
-def _table(rows: list[dict], columns: list[Column]) -> str:
-    """A fixed-width text table: a header, a rule, one line per row."""
-    header = " ".join(f"{title:{spec}}" for title, spec, _ in columns)
-    lines = [header, "-" * len(header)]
-    lines += [" ".join(f"{cell(row):{spec}}" for _, spec, cell in columns) for row in rows]
-    return "\n".join(lines)
-
-
 def format_table(rows: list[dict]) -> str:
     """Rollout results: outcome and throughput per environment and policy."""
-    return _table(
+    return text_table(
         rows,
         [
             ("environment", "<24", lambda r: r["env"]),
@@ -149,7 +139,7 @@ def _baseline_rows(env_id: str, severity: str, key: jax.Array, n_patients: int) 
 
 def format_comparison(rows: list[dict]) -> str:
     """Evaluation results: outcome and final physiology per policy."""
-    return _table(
+    return text_table(
         rows,
         [
             ("policy", "<18", lambda r: r["policy"]),
