@@ -343,62 +343,59 @@ def print_check(check: dict[str, Any]) -> None:
 # --- the run ---------------------------------------------------------------------------------
 
 
-def prepare_all(args: argparse.Namespace, bar: tqdm) -> list[Config]:
-    """Every configuration, ready to run: reference envs, then each selected section's."""
-    configs = []
-    for env_id in args.envs:
-        bar.set_postfix_str(f"reference {env_id}")
-        configs.append(prepare_reference(env_id, args.reference_steps, args.seed))
-        bar.update()
+def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Config]]]:
+    """Every configuration as ``(label, prepare)``: the reference envs, then each selected
+    section's (compiled or warmed up when prepared)."""
+    jobs: list[tuple[str, Callable[[], Config]]] = [
+        (
+            f"reference {env_id}",
+            functools.partial(prepare_reference, env_id, args.reference_steps, args.seed),
+        )
+        for env_id in args.envs
+    ]
     if "core" in args.sections:
-        configs += _prepare_core(args, bar)
+        variants = list(fused_ceiling.VARIANTS) if CEILING_ENV in args.envs else []
+        for batch in args.batches:
+            for env_id in args.envs:
+                jobs.append(
+                    (
+                        f"compile sepsisim_jax {env_id} x{batch}",
+                        functools.partial(_prepare_ours, env_id, batch, args.seed),
+                    )
+                )
+            for variant in variants:
+                jobs.append(
+                    (
+                        f"compile ceiling-{variant} x{batch}",
+                        functools.partial(_prepare_ceiling, variant, batch, args.seed),
+                    )
+                )
     if "adapter" in args.sections:
-        configs += _prepare_adapter(args, bar)
-    return configs
-
-
-def _prepare_core(args: argparse.Namespace, bar: tqdm) -> list[Config]:
-    """sepsisim_jax rollouts (and the ceilings) at each batch size, compiled."""
-    configs = []
-    variants = list(fused_ceiling.VARIANTS) if CEILING_ENV in args.envs else []
-    for batch in args.batches:
         for env_id in args.envs:
-            bar.set_postfix_str(f"compile sepsisim_jax {env_id} x{batch}")
-            configs.append(prepare_rollout(env_id, "sepsisim_jax", ours(env_id), batch, args.seed))
-            bar.update()
-        for variant in variants:
-            bar.set_postfix_str(f"compile ceiling-{variant} x{batch}")
-            fns = ceiling(variant)
-            configs.append(
-                prepare_rollout(CEILING_ENV, f"ceiling-{variant}", fns, batch, args.seed)
+            jobs.append(
+                (
+                    f"warm up adapter single {env_id}",
+                    functools.partial(
+                        prepare_adapter_single, env_id, args.reference_steps, args.seed
+                    ),
+                )
             )
-            bar.update()
-    return configs
+            for num_envs in args.vector_envs:
+                jobs.append(
+                    (
+                        f"warm up adapter vector {env_id} x{num_envs}",
+                        functools.partial(prepare_adapter_vector, env_id, num_envs, args.seed),
+                    )
+                )
+    return jobs
 
 
-def _prepare_adapter(args: argparse.Namespace, bar: tqdm) -> list[Config]:
-    """The adapter's single env and its vector env at each size, warmed up."""
-    configs = []
-    for env_id in args.envs:
-        bar.set_postfix_str(f"warm up adapter single {env_id}")
-        configs.append(prepare_adapter_single(env_id, args.reference_steps, args.seed))
-        bar.update()
-        for num_envs in args.vector_envs:
-            bar.set_postfix_str(f"warm up adapter vector {env_id} x{num_envs}")
-            configs.append(prepare_adapter_vector(env_id, num_envs, args.seed))
-            bar.update()
-    return configs
+def _prepare_ours(env_id: str, batch: int, seed: int) -> Config:
+    return prepare_rollout(env_id, "sepsisim_jax", ours(env_id), batch, seed)
 
 
-def _count_configs(args: argparse.Namespace) -> int:
-    count = len(args.envs)  # the reference envs
-    if "core" in args.sections:
-        count += len(args.envs) * len(args.batches)
-        if CEILING_ENV in args.envs:
-            count += len(fused_ceiling.VARIANTS) * len(args.batches)
-    if "adapter" in args.sections:
-        count += len(args.envs) * (1 + len(args.vector_envs))
-    return count
+def _prepare_ceiling(variant: str, batch: int, seed: int) -> Config:
+    return prepare_rollout(CEILING_ENV, f"ceiling-{variant}", ceiling(variant), batch, seed)
 
 
 def run_all(args: argparse.Namespace) -> list[Config]:
@@ -407,9 +404,13 @@ def run_all(args: argparse.Namespace) -> list[Config]:
     Interleaving the repeats spreads each configuration's runs over the whole measurement,
     so a slow phase of a shared machine hits all of them alike rather than one.
     """
-    count = _count_configs(args)
-    with tqdm(total=count * (1 + args.repeats), desc="configurations", unit="cfg") as bar:
-        configs = prepare_all(args, bar)
+    jobs = plan(args)
+    with tqdm(total=len(jobs) * (1 + args.repeats), desc="configurations", unit="cfg") as bar:
+        configs = []
+        for label, prepare in jobs:
+            bar.set_postfix_str(label)
+            configs.append(prepare())
+            bar.update()
         for round_ in range(args.repeats):
             for config in configs:
                 batch = "" if config.batch is None else f" x{config.batch}"

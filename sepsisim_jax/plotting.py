@@ -217,8 +217,8 @@ def cohort(courses: Mapping[str, Course], title: str = "") -> Figure:
         ("fluid_ml", "fluid bolus (mL/h)"),
         ("vasopressor_dose", "vasopressor (mcg/kg/min)"),
     ]
-    for field, _ in SIGNALS:
-        _reference_lines(axes[[f for f, _ in panels].index(field)], field)
+    for ax, (field, _) in zip(axes, SIGNALS, strict=False):
+        _reference_lines(ax, field)
     for colour, (name, course) in zip(POLICY_COLOURS, courses.items(), strict=False):
         fields = _fields(course)
         hours = np.arange(fields["map_mmhg"].shape[0])
@@ -228,13 +228,9 @@ def cohort(courses: Mapping[str, Course], title: str = "") -> Figure:
             ax.plot(hours, median, color=colour, lw=1.8, label=name)
         given = _row_means(fields["antibiotic_active"])
         axes[7].plot(hours, given, color=colour, lw=1.8, label=name)
+        alive = survival_curve(course)
         axes[8].step(
-            hours,
-            survival_curve(course),
-            where="post",
-            color=colour,
-            lw=1.8,
-            label=f"{name} ({survival_curve(course)[-1]:.0%})",
+            hours, alive, where="post", color=colour, lw=1.8, label=f"{name} ({alive[-1]:.0%})"
         )
     for ax, (_, label) in zip(axes, panels, strict=False):
         ax.set_ylabel(label)

@@ -188,10 +188,6 @@ class Course:
     died: jax.Array  # (n_patients,) bool
 
     @property
-    def hours(self) -> jax.Array:
-        return jnp.arange(self.map_mmhg.shape[0])
-
-    @property
     def returns(self) -> jax.Array:
         """Episode return of each patient."""
         return jnp.nansum(self.reward, axis=0)
