@@ -1,7 +1,13 @@
 """PPO training speed: sepsisim_jax's jitted PPO against stable-baselines3 PPO on the reference.
 
-Two parts, measured in one run:
+Three parts, measured in one run:
 
+- the headline, identical hyperparameters on SepsisManagement: stable-baselines3 PPO on a
+  ``DummyVecEnv`` of 64 reference envs, stable-baselines3 PPO on ``sepsisim_jax.sb3.SepsisVecEnv``
+  (64 patients per jitted call) and sepsisim_jax's jitted PPO, all with sepsisim_jax's default
+  PPO configuration (64 envs x 72 steps per update, 4 epochs of 8 minibatches, 64x64 tanh
+  networks) for the same env-steps, torch on one thread; the verdict is the ratios of their
+  training env-steps per second;
 - per environment, stable-baselines3 PPO trained exactly as sepsisim 0.1.0 trains it (its
   ``ENV_CONFIGS`` hyperparameters, one ``gymnasium.make("sepsisim/<Id>")`` in a ``DummyVecEnv``,
   ``MlpPolicy``, seed 42) and sepsisim_jax's PPO (default config, one seed) for the same number
@@ -11,7 +17,8 @@ Two parts, measured in one run:
 
 See ``README.md`` in this directory for the method and the JSON schema.
 
-Usage: ``python benchmarks/ppo_speed.py [--quick] [--envs ...] [--timesteps N] [--skip-5m]``.
+Usage: ``python benchmarks/ppo_speed.py [--quick] [--same-updates N] [--skip-same] [--envs ...]
+[--timesteps N] [--skip-5m]``.
 """
 
 from __future__ import annotations
@@ -26,18 +33,21 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium
+import numpy as np
 import sepsisim  # noqa: F401  (registers the reference's sepsisim/ ids with gymnasium)
 import torch
 from common import RESULTS_DIR, machine_info, optional, verdict, write_results
+from gymnasium.wrappers import RescaleAction
 from sepsisim.training.configs import ENV_CONFIGS, SEED
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 from tqdm import tqdm
 
 import sepsisim_jax
+from sepsisim_jax.sb3 import make_sb3_vec_env
 from sepsisim_jax.text_table import text_table
-from sepsisim_jax.training import default_config, train_ppo
+from sepsisim_jax.training import PPOConfig, default_config, train_ppo
 
 SEVERITY = "medium"  # the reference's default, which its training uses
 DEFAULT_TIMESTEPS = 20_000
@@ -58,6 +68,21 @@ SB3_KEYS = (
     "clip_range",
     "ent_coef",
 )
+# The headline: identical hyperparameters, sepsisim_jax's default PPO configuration.
+SAME_ENV = "SepsisManagement-v0"
+SAME_UPDATES = 20  # 20 x 4,608 = 92,160 env-steps per implementation
+QUICK_SAME_UPDATES = 1
+SAME_TORCH_THREADS = 1
+SB3_REFERENCE = "SB3 + DummyVecEnv(sepsisim)"
+SB3_OURS = "SB3 + SepsisVecEnv"
+JITTED = "sepsisim_jax PPO"
+# What the three runs do not share (none changes the work of a step or an update).
+SAME_NOT_MATCHED = (
+    "reward_scale 0.1 scales the jitted PPO's rewards only (a constant factor)",
+    "the learning rate decays linearly to 0 per rollout in SB3, per minibatch in the jitted PPO",
+    "observations are normalised by VecNormalize (clip 10) in SB3, by the jitted PPO's own "
+    "running statistics (clip 10) in the jitted PPO",
+)
 
 
 class _Progress(BaseCallback):
@@ -72,6 +97,143 @@ class _Progress(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         self.bar.set_postfix_str(f"{self.label} {self.num_timesteps:,} steps")
+
+
+def sb3_hyperparameters(config: PPOConfig) -> dict[str, Any]:
+    """stable-baselines3 PPO arguments equal to ``config``'s (``n_steps`` per env, minibatch
+    size, epochs, rates, coefficients, separate ``hidden_sizes`` tanh networks)."""
+    rate = config.learning_rate
+    return {
+        "n_steps": config.num_steps,
+        "batch_size": config.minibatch_size,
+        "n_epochs": config.update_epochs,
+        "learning_rate": (lambda remaining: rate * remaining) if config.anneal_lr else rate,
+        "gamma": config.gamma,
+        "gae_lambda": config.gae_lambda,
+        "clip_range": config.clip_eps,
+        "ent_coef": config.ent_coef,
+        "vf_coef": config.vf_coef,
+        "max_grad_norm": config.max_grad_norm,
+        "policy_kwargs": {
+            "net_arch": {"pi": list(config.hidden_sizes), "vf": list(config.hidden_sizes)},
+            "activation_fn": torch.nn.Tanh,
+            "log_std_init": config.log_std_init,
+        },
+    }
+
+
+def _describe(hyper: dict[str, Any]) -> dict[str, Any]:
+    """``hyper`` for the JSON: the schedule and the activation by name."""
+    out = dict(hyper, policy_kwargs=dict(hyper["policy_kwargs"], activation_fn="Tanh"))
+    if callable(hyper["learning_rate"]):
+        out["learning_rate"] = f"linear {hyper['learning_rate'](1.0):g} -> 0"
+    return out
+
+
+def reference_vec_env(num_envs: int) -> DummyVecEnv:
+    """``num_envs`` reference envs with actions in [-1, 1], as SepsisVecEnv's are."""
+    envs = [
+        lambda: RescaleAction(gymnasium.make(f"sepsisim/{SAME_ENV}"), -1.0, 1.0)
+        for _ in range(num_envs)
+    ]
+    vec_env = DummyVecEnv(envs)
+    assert vec_env.envs[0].unwrapped.severity == SEVERITY
+    return vec_env
+
+
+def our_vec_env(num_envs: int) -> tuple[VecEnv, float]:
+    """SepsisVecEnv with actions in [-1, 1], its jitted reset and step compiled by one call
+    each (the wall time returned); ``learn`` resets it again."""
+    start = time.perf_counter()
+    vec_env = make_sb3_vec_env(SAME_ENV, num_envs, severity=SEVERITY, normalize_actions=True)
+    vec_env.reset()
+    vec_env.step(np.zeros((num_envs, *vec_env.action_space.shape), np.float32))
+    return vec_env, time.perf_counter() - start
+
+
+def train_sb3_same(
+    impl: str, vec_env: VecEnv, compile_s: float | None, config: PPOConfig, bar: tqdm
+) -> dict[str, Any]:
+    """stable-baselines3 PPO with ``config``'s hyperparameters; time ``model.learn`` only."""
+    hyper = sb3_hyperparameters(config)
+    vec_env = VecNormalize(vec_env, norm_obs=True, norm_reward=False, clip_obs=10.0)
+    model = PPO("MlpPolicy", vec_env, verbose=0, seed=SEED, device="cpu", **hyper)
+    assert model.n_envs * model.n_steps == config.batch_size
+    timesteps = config.num_updates * config.batch_size
+    start = time.perf_counter()
+    model.learn(total_timesteps=timesteps, callback=_Progress(bar, impl))
+    train_s = time.perf_counter() - start
+    assert model.num_timesteps == timesteps
+    vec_env.close()
+    return _row(SAME_ENV, impl, timesteps, compile_s, train_s, _describe(hyper))
+
+
+def same_hyperparameters(updates: int) -> dict[str, Any]:
+    """The headline: the three implementations, ``updates`` updates each, one after the
+    other, torch on one thread; each row's env-steps/s over both SB3 runs'."""
+    one_update = default_config(SAME_ENV, SEVERITY).batch_size
+    config = default_config(SAME_ENV, SEVERITY, total_timesteps=updates * one_update)
+    torch.set_num_threads(SAME_TORCH_THREADS)
+    with tqdm(total=3, desc="identical hyperparameters", unit="run") as bar:
+        rows = [
+            train_sb3_same(SB3_REFERENCE, reference_vec_env(config.num_envs), None, config, bar)
+        ]
+        bar.update()
+        rows.append(train_sb3_same(SB3_OURS, *our_vec_env(config.num_envs), config, bar))
+        bar.update()
+        bar.set_postfix_str(JITTED)
+        rows.append(train_ours(SAME_ENV, config.total_timesteps) | {"impl": JITTED})
+        bar.update()
+    assert len({r["timesteps"] for r in rows}) == 1, [r["timesteps"] for r in rows]
+    for base, key in ((rows[0], "vs_sb3_reference"), (rows[1], "vs_sb3_sepsis_vec_env")):
+        for r in rows:
+            r[key] = r["steps_per_s"] / base["steps_per_s"]
+            r[f"{key}_with_compile"] = r["steps_per_s_with_compile"] / base["steps_per_s"]
+    return {
+        "env_id": SAME_ENV,
+        "updates": updates,
+        "timesteps": rows[0]["timesteps"],
+        "torch_threads": SAME_TORCH_THREADS,
+        "config": config.to_dict(),
+        "not_matched": list(SAME_NOT_MATCHED),
+        "rows": rows,
+    }
+
+
+def format_same_table(rows: list[dict[str, Any]]) -> str:
+    return text_table(
+        rows,
+        [
+            ("impl", "<28", lambda r: r["impl"]),
+            ("timesteps", ">9", lambda r: f"{r['timesteps']:,}"),
+            ("compile s", ">9", lambda r: optional(r["compile_s"], ".1f")),
+            ("train s", ">8", lambda r: f"{r['train_s']:.1f}"),
+            ("env-steps/s", ">11", lambda r: f"{r['steps_per_s']:,.0f}"),
+            ("with compile", ">12", lambda r: f"{r['steps_per_s_with_compile']:,.0f}"),
+            ("x SB3+ref", ">9", lambda r: f"{r['vs_sb3_reference']:,.1f}"),
+            ("x SB3+ours", ">10", lambda r: f"{r['vs_sb3_sepsis_vec_env']:,.1f}"),
+        ],
+    )
+
+
+def print_same(same: dict[str, Any]) -> None:
+    rows, c = {r["impl"]: r for r in same["rows"]}, same["config"]
+    print(
+        f"Identical hyperparameters: PPO on {same['env_id']}, {same['timesteps']:,} env-steps "
+        f"each ({same['updates']} x {c['num_envs']} envs x {c['num_steps']} steps), "
+        f"{c['update_epochs']} epochs x {c['num_minibatches']} minibatches, "
+        f"{'x'.join(map(str, c['hidden_sizes']))} tanh networks, torch threads "
+        f"{same['torch_threads']}; env-steps/s = timesteps / train s; ratios measured in this run"
+    )
+    print(format_same_table(same["rows"]))
+    ours, jitted = rows[SB3_OURS], rows[JITTED]
+    print(
+        f"  SB3 PPO: SepsisVecEnv trains {ours['vs_sb3_reference']:,.1f}x as many env-steps/s "
+        f"as on the reference DummyVecEnv; the jitted PPO {jitted['vs_sb3_reference']:,.1f}x "
+        f"SB3 on the reference ({jitted['vs_sb3_sepsis_vec_env']:,.1f}x SB3 on SepsisVecEnv), "
+        f"{jitted['vs_sb3_reference_with_compile']:,.1f}x counting its compilation"
+    )
+    print("  not matched: " + "; ".join(same["not_matched"]))
 
 
 def train_sb3(env_id: str, timesteps: int, bar: tqdm) -> dict[str, Any]:
@@ -217,6 +379,7 @@ def environment_info(args: argparse.Namespace) -> dict[str, Any]:
         "gymnasium": gymnasium.__version__,
         "severity": SEVERITY,
         "timesteps": args.timesteps,
+        "same_updates": None if args.skip_same else args.same_updates,
         "long_timesteps": None if args.skip_5m else args.long_timesteps,
         "envs": list(args.envs),
         "sb3_seed": SEED,
@@ -232,6 +395,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-5m", action="store_true", help="skip the long run")
     parser.add_argument(
+        "--same-updates",
+        type=int,
+        default=None,
+        help=f"updates of each identical-hyperparameter run (default {SAME_UPDATES}, "
+        f"{QUICK_SAME_UPDATES} with --quick)",
+    )
+    parser.add_argument(
+        "--skip-same", action="store_true", help="skip the identical-hyperparameter comparison"
+    )
+    parser.add_argument(
         "--torch-threads",
         type=int,
         default=torch.get_num_threads(),
@@ -245,17 +418,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.envs = args.envs or list(sepsisim_jax.ENV_IDS)
     if args.timesteps is None:
         args.timesteps = QUICK_TIMESTEPS if args.quick else DEFAULT_TIMESTEPS
+    if args.same_updates is None:
+        args.same_updates = QUICK_SAME_UPDATES if args.quick else SAME_UPDATES
     args.long_timesteps = QUICK_LONG_TIMESTEPS if args.quick else LONG_TIMESTEPS
     if args.out is None:
         args.out = RESULTS_DIR / ("ppo_speed_quick.json" if args.quick else "ppo_speed.json")
-    if args.timesteps < 1 or args.torch_threads < 1:
-        parser.error("--timesteps and --torch-threads must be positive")
+    if min(args.timesteps, args.torch_threads, args.same_updates) < 1:
+        parser.error("--timesteps, --torch-threads and --same-updates must be positive")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", module="gymnasium")  # the env checker's precision notes
+    same = None if args.skip_same else same_hyperparameters(args.same_updates)
     torch.set_num_threads(args.torch_threads)
     info = environment_info(args)
     rows = []
@@ -272,6 +448,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         long_run = train_ours(LONG_ENV, args.long_timesteps, progress=True)
         long_run["requested_timesteps"] = args.long_timesteps
     info["load_avg_1_5_15_end"] = list(os.getloadavg())
+    if same is not None:
+        print_same(same)
+        print()
     print(
         f"PPO training speed, severity {SEVERITY}; env-steps/s = timesteps / train s "
         "('with compile': / (compile s + train s)); x SB3 against SB3's env-steps/s"
@@ -279,7 +458,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(format_table(rows))
     target = verdicts(rows, long_run)
     print_verdicts(target, long_run)
-    results = {"environment": info, "rows": rows, "long_run": long_run, "targets": target}
+    results = {
+        "environment": info,
+        "same_hyperparameters": same,
+        "rows": rows,
+        "long_run": long_run,
+        "targets": target,
+    }
     write_results(args.out, results)
 
 

@@ -13,7 +13,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from sepsisim_jax.envs.base import DEATH_DAMAGE
+from sepsisim_jax.envs.clinical import DEATH_DAMAGE
+from sepsisim_jax.envs.features import FEATURES
 from sepsisim_jax.rollout import Course
 
 MAP_TARGET = (65.0, 90.0)  # mmHg: Surviving Sepsis Campaign target (65) to the reward's upper edge
@@ -21,12 +22,9 @@ LACTATE_LINES = (2.0, 4.0)  # mmol/L: normal upper limit and the reward's penalt
 URINE_TARGET = 0.5  # mL/kg/h: adequate urine output (the reward's bonus threshold)
 
 # (Course field, axis label) of the state signals, in panel order.
-SIGNALS: tuple[tuple[str, str], ...] = (
-    ("map_mmhg", "MAP (mmHg)"),
-    ("lactate", "lactate (mmol/L)"),
-    ("urine_output", "urine output (mL/kg/h)"),
-    ("tissue_damage", "tissue damage"),
-    ("sofa", "SOFA score"),
+SIGNALS: tuple[tuple[str, str], ...] = tuple(
+    (name, FEATURES[name].axis_label)
+    for name in ("map_mmhg", "lactate", "urine_output", "tissue_damage", "sofa")
 )
 POLICY_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 

@@ -30,36 +30,36 @@ def random_policy(env: SepsisEnv) -> Policy:
     return policy
 
 
-def _fluid_heuristic(obs: jax.Array) -> jax.Array:
-    map_mmhg, volume = obs[0], obs[4]
+def _fluid_heuristic(read: Callable[[str], jax.Array]) -> jax.Array:
+    map_mmhg = read("map_mmhg")
     fluid = jnp.select(
         [map_mmhg < 65.0, map_mmhg < 70.0, map_mmhg < 80.0], [750.0, 500.0, 250.0], 125.0
     )
-    return jnp.where(volume > 3.5, 0.0, fluid)[None]
+    return jnp.where(read("intravascular_volume") > 3.5, 0.0, fluid)[None]
 
 
-def _vasopressor_heuristic(obs: jax.Array) -> jax.Array:
-    map_mmhg = obs[0]
+def _vasopressor_heuristic(read: Callable[[str], jax.Array]) -> jax.Array:
+    map_mmhg = read("map_mmhg")
     return jnp.select([map_mmhg < 65.0, map_mmhg > 85.0], [0.05, -0.02], 0.0)[None]
 
 
-def _management_heuristic(obs: jax.Array) -> jax.Array:
-    map_mmhg, volume, dose, antibiotic = obs[0], obs[4], obs[5], obs[9]
+def _management_heuristic(read: Callable[[str], jax.Array]) -> jax.Array:
+    map_mmhg, volume = read("map_mmhg"), read("intravascular_volume")
     fluid = jnp.select(
         [(map_mmhg < 65.0) & (volume < 4.0), map_mmhg < 70.0, map_mmhg < 80.0],
         [750.0, 500.0, 250.0],
         125.0,
     )
     dose_change = jnp.select(
-        [(map_mmhg < 65.0) & (volume >= 2.0), (map_mmhg > 85.0) & (dose > 0.0)],
+        [(map_mmhg < 65.0) & (volume >= 2.0), (map_mmhg > 85.0) & (read("vasopressor_dose") > 0.0)],
         [0.05, -0.02],
         0.0,
     )
-    give_antibiotic = jnp.where(antibiotic > 0.5, 0.0, 1.0)
+    give_antibiotic = jnp.where(read("antibiotic_active") > 0.5, 0.0, 1.0)
     return jnp.stack([fluid, dose_change, give_antibiotic])
 
 
-_HEURISTICS: dict[str, Callable[[jax.Array], jax.Array]] = {
+_HEURISTICS: dict[str, Callable[[Callable[[str], jax.Array]], jax.Array]] = {
     "FluidResuscitation-v0": _fluid_heuristic,
     "VasopressorTitration-v0": _vasopressor_heuristic,
     "SepsisManagement-v0": _management_heuristic,
@@ -76,12 +76,15 @@ def heuristic_policy(env: SepsisEnv) -> Policy:
     - SepsisManagement: 750 mL if MAP < 65 and volume < 4 L, else 500/250/125 mL by MAP
       70/80; +0.05 dose if MAP < 65 with volume >= 2 L, -0.02 if MAP > 85 on vasopressors;
       antibiotic until it is active.
+
+    Features are read from the observation by name (``env.observation_index``).
     """
     rule = _HEURISTICS[env.env_id]
 
     def policy(key: jax.Array, obs: jax.Array, params: Any) -> jax.Array:
         del key, params
-        return rule(jnp.asarray(obs, jnp.float32)).astype(jnp.float32)
+        obs = jnp.asarray(obs, jnp.float32)
+        return rule(lambda name: obs[env.observation_index(name)]).astype(jnp.float32)
 
     return policy
 

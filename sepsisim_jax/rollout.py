@@ -15,7 +15,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from sepsisim_jax.envs.base import EnvState, SepsisEnv
+from sepsisim_jax.envs.base import SepsisEnv
+from sepsisim_jax.envs.features import FEATURES
+from sepsisim_jax.envs.state import EnvState
 from sepsisim_jax.policies import Policy
 
 
@@ -106,7 +108,7 @@ def rollout_episodes(
             survived=stats.survived & ~(active & terminated),
             final_map=jnp.where(ending, info["map_mmhg"], stats.final_map),
             final_lactate=jnp.where(ending, info["lactate"], stats.final_lactate),
-            final_sofa=jnp.where(ending, final[:, env.sofa_index], stats.final_sofa),
+            final_sofa=jnp.where(ending, final[:, env.observation_index("sofa")], stats.final_sofa),
         )
         return (active & ~ending, stats), None
 
@@ -193,17 +195,19 @@ class Course:
         return jnp.nansum(self.reward, axis=0)
 
 
+COURSE_SIGNALS = (
+    "map_mmhg",
+    "lactate",
+    "urine_output",
+    "tissue_damage",
+    "sofa",
+    "vasopressor_dose",
+    "antibiotic_active",
+)  # the declared features a Course records, read from the state
+
+
 def _signals(state: EnvState, dtype: jnp.dtype) -> dict[str, jax.Array]:
-    pat = state.patient
-    return {
-        "map_mmhg": pat.map_mmhg,
-        "lactate": pat.lactate,
-        "urine_output": pat.urine,
-        "tissue_damage": pat.inflammation.damage,
-        "sofa": state.sofa.astype(dtype),
-        "vasopressor_dose": pat.vaso_dose,
-        "antibiotic_active": state.antibiotic_active.astype(dtype),
-    }
+    return {name: jnp.asarray(FEATURES[name].read(state)).astype(dtype) for name in COURSE_SIGNALS}
 
 
 @partial(jax.jit, static_argnames=("env", "policy", "n_patients", "n_hours"))

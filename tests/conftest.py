@@ -31,8 +31,8 @@ def noiseless_reference(monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(np.random, "default_rng", MidpointGenerator)
 
-    def make_reference(env_id: str, severity: str):
-        return gym.make(f"sepsisim/{env_id}", severity=severity).unwrapped
+    def make_reference(env_id: str, severity: str, **options):
+        return gym.make(f"sepsisim/{env_id}", severity=severity, **options).unwrapped
 
     return make_reference
 

@@ -18,6 +18,7 @@ from gymnasium.vector import AutoresetMode
 import sepsisim_jax
 from sepsisim_jax import gymnasium_adapter
 from sepsisim_jax.gymnasium_adapter import SepsisGymEnv, SepsisVectorEnv, seed_key
+from tests.conftest import NOISELESS
 
 ENV_IDS = sepsisim_jax.ENV_IDS
 NORMALISATION_ADVICE = "For Box action spaces, we recommend using a symmetric and normalized"
@@ -178,7 +179,7 @@ def _functional_run(env_id: str, seed: int, actions: list, episodes: int, **kwar
         obs, state, reward, terminated, truncated, info = step(
             key_step, state, jnp.asarray(next(actions)), params
         )
-        values = {name: info[name].item() for name in env.info_keys}
+        values = {name: info[name].item() for name in env.info_names}
         final = np.asarray(info["final_observation"])
         records.append((final, reward.item(), terminated.item(), truncated.item(), values))
         if terminated or truncated:
@@ -241,10 +242,37 @@ def test_death_terminates_and_returns_the_dying_patient():
     assert terminated and not truncated and info["step"] < 10  # dies within 8 hours
     assert reward < -40.0 and info["tissue_damage"] >= 0.9 and obs[3] >= 0.9
     assert env.observation_space.contains(obs)
-    with pytest.raises(RuntimeError, match="episode has ended"):
-        env.unwrapped.step(np.zeros(1, np.float32))
     obs, info = env.reset()
     assert obs[3] == 0.0 and info["step"] == 0 and info["tissue_damage"] == 0.0
+
+
+def test_stepping_after_death_continues_the_patient_as_the_reference(noiseless_reference):
+    """Scripts that step a fixed number of hours through a death see the reference's values;
+    a warning comes once per episode, and reset() admits the next patient."""
+    reference = noiseless_reference("VasopressorTitration-v0", "hard")
+    ours = SepsisGymEnv("VasopressorTitration-v0", severity="hard", **NOISELESS)
+    reference.reset(seed=0)
+    ours.reset(seed=0)
+    action = np.full(1, 0.02, np.float32)
+    deaths = 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for hour in range(20):
+            expected = reference.step(action)
+            got = ours.step(action)
+            np.testing.assert_allclose(got[0], expected[0], rtol=1e-3, err_msg=str(hour))
+            assert got[1] == pytest.approx(expected[1], rel=1e-3, abs=1e-3)
+            assert got[2] == expected[2] and got[4]["step"] == expected[4]["step"] == hour + 1
+            deaths += got[2]
+    ended = [w for w in caught if "episode ended" in str(w.message)]
+    assert deaths > 10 and len(ended) == 1  # dead within 8 hours, and it stays dead
+    obs, info = ours.reset()
+    assert info["step"] == 0 and obs[3] == 0.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(12):
+            ours.step(action)
+    assert len([w for w in caught if "episode ended" in str(w.message)]) == 1
 
 
 def test_non_finite_action_components_mean_no_intervention():
@@ -389,12 +417,13 @@ def test_jitted_functions_are_built_once_and_never_retraced(monkeypatch):
 
         return wrapper
 
-    gymnasium_adapter._jitted_for.cache_clear()
-    monkeypatch.setattr(gymnasium_adapter, "_step", counted("step", gymnasium_adapter._step))
-    monkeypatch.setattr(gymnasium_adapter, "_reset", counted("reset", gymnasium_adapter._reset))
+    batch = gymnasium_adapter._Batch
+    gymnasium_adapter._batch.cache_clear()
+    monkeypatch.setattr(batch, "_step", counted("step", batch._step))
+    monkeypatch.setattr(batch, "_reset", counted("reset", batch._reset))
     try:
         envs = [gym.make(_gym_id("VasopressorTitration-v0")) for _ in range(2)]
-        assert envs[0].unwrapped._jitted is envs[1].unwrapped._jitted
+        assert envs[0].unwrapped._jit is envs[1].unwrapped._jit
         actions = [[0.05], np.array([1], np.int64), np.array([-0.02]), jnp.zeros(1)]
         for env in envs:
             env.reset(seed=0)
@@ -409,7 +438,7 @@ def test_jitted_functions_are_built_once_and_never_retraced(monkeypatch):
             vector.step(np.zeros((3, 1)))
         assert traces == {"step": 2, "reset": 2}
     finally:
-        gymnasium_adapter._jitted_for.cache_clear()
+        gymnasium_adapter._batch.cache_clear()
 
 
 def test_runs_in_float64():
@@ -522,21 +551,6 @@ def test_vector_seeds_lists_large_seeds_and_reproducibility():
     _assert_same(runs[0], runs[1])
     with pytest.raises(ValueError, match="2 seeds given for num_envs=3"):
         envs.reset(seed=[1, 2])
-
-
-def test_vector_reset_mask_resets_only_the_masked_sub_envs():
-    envs = gym.make_vec(_gym_id("SepsisManagement-v0"), num_envs=3)
-    envs.reset(seed=0)
-    for _ in range(4):
-        obs, *_ = envs.step(np.tile(envs.single_action_space.high / 2, (3, 1)))
-    mask = np.array([False, True, False])
-    reset_obs, info = envs.reset(seed=[None, 5, None], options={"reset_mask": mask})
-    _assert_same(reset_obs[~mask], obs[~mask])
-    _assert_same(reset_obs[1], gym.make(_gym_id("SepsisManagement-v0")).reset(seed=5)[0])
-    _assert_same(info["_step"], mask)
-    assert info["step"][1] == 0
-    with pytest.raises(ValueError, match="reset_mask"):
-        envs.reset(options={"reset_mask": np.zeros(3, bool)})
 
 
 def test_vector_bad_input_and_time_limit():

@@ -14,16 +14,20 @@ from sepsisim_jax.policies import heuristic_policy, random_policy
 def _observations(env, n: int, seed: int) -> np.ndarray:
     """Uniform observations in the space, plus ones sitting on each heuristic threshold."""
     rng = np.random.Generator(np.random.PCG64(seed))
-    obs = rng.uniform(env.obs_low, env.obs_high, size=(n, env.obs_low.size)).astype(np.float32)
+    space = env.observation_space(env.default_params)
+    low, high = np.asarray(space.low), np.asarray(space.high)
+    obs = rng.uniform(low, high, size=(n, low.size)).astype(np.float32)
     on_edges = obs[: 4 * 64].copy()
-    on_edges[:, 0] = np.repeat(np.float32([65.0, 70.0, 80.0, 85.0]), 64)
+    on_edges[:, env.observation_index("map_mmhg")] = np.repeat(np.float32([65, 70, 80, 85]), 64)
     obs = np.concatenate([obs, on_edges])
-    if env.obs_low.size == 10:  # SepsisManagement: antibiotic flag is 0 or 1, volume thresholds
-        obs[:, 9] = rng.integers(0, 2, len(obs))
-        obs[::5, 4] = rng.choice(np.float32([2.0, 3.5, 4.0]), len(obs[::5]))
-        obs[::7, 5] = 0.0
-    if env.obs_low.size == 7:
-        obs[::5, 4] = 3.5
+    names = env.observation_names
+    if "antibiotic_active" in names:  # a flag: 0 or 1
+        obs[:, names.index("antibiotic_active")] = rng.integers(0, 2, len(obs))
+    if "intravascular_volume" in names:  # the volume thresholds
+        volume = names.index("intravascular_volume")
+        obs[::5, volume] = rng.choice(np.float32([2.0, 3.5, 4.0]), len(obs[::5]))
+    if "vasopressor_dose" in names:
+        obs[::7, names.index("vasopressor_dose")] = 0.0
     return obs
 
 

@@ -1,4 +1,5 @@
-"""stable-baselines3 through the Gymnasium adapter: its env checker, PPO and evaluate_policy.
+"""stable-baselines3 through the Gymnasium adapter (its env checker, PPO, evaluate_policy) and
+through ``sepsisim_jax.sb3.SepsisVecEnv`` (DummyVecEnv equivalence, wrappers, PPO and SAC).
 
 Needs the ``sb3`` extra. CI installs it, so there a missing stable-baselines3 fails the run
 instead of skipping these tests.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import warnings
 
 import gymnasium as gym
@@ -22,11 +24,13 @@ if os.environ.get("CI"):
 else:
     pytest.importorskip("stable_baselines3")
 
-from stable_baselines3 import PPO
+from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.env_checker import check_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
+
+from sepsisim_jax.sb3 import SepsisVecEnv, make_sb3_vec_env
 
 ENV_IDS = sepsisim_jax.ENV_IDS
 SB3_ADVICE = "We recommend you to use a symmetric and normalized Box action space"
@@ -87,4 +91,142 @@ def test_readme_example_runs():
     assert any("stable_baselines3" in b for b in blocks)
     namespace: dict = {}
     exec(compile("\n".join(blocks), "README.md", "exec"), namespace)
+    assert np.isfinite(namespace["mean_return"])
+
+
+# SepsisVecEnv: SB3's VecEnv over the jitted vector env.
+
+
+def _dummy(env_id: str, n: int, **kwargs) -> DummyVecEnv:
+    return DummyVecEnv([lambda: _make(env_id, **kwargs) for _ in range(n)])
+
+
+def _actions(env, rng: np.random.Generator) -> np.ndarray:
+    space = env.action_space
+    shape = (env.num_envs, *space.shape)
+    return rng.uniform(space.low, space.high, shape).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs"),
+    [
+        ("SepsisManagement-v0", {"severity": "hard", "normalize_actions": True}),
+        ("VasopressorTitration-v0", {}),
+        ("FluidResuscitation-v0", {"severity": "easy"}),
+    ],
+)
+def test_sepsis_vec_env_matches_a_dummy_vec_env_of_single_envs(env_id, kwargs):
+    """Same seeds, same actions, 150 steps (deaths and the 72-step limit): the same returns.
+
+    Flags and structure are compared exactly, numbers to 1e-5: a batch of 4 and the single
+    env's batch of 1 are different XLA programs, which may round a float differently."""
+    ours, theirs = make_sb3_vec_env(env_id, 4, **kwargs), _dummy(env_id, 4, **kwargs)
+    assert ours.observation_space == theirs.observation_space
+    assert ours.action_space == theirs.action_space
+    close = {"rtol": 1e-5, "atol": 1e-5}
+    ours.seed(7)
+    theirs.seed(7)
+    np.testing.assert_allclose(ours.reset(), theirs.reset(), **close)
+    _assert_infos_close(ours.reset_infos, theirs.reset_infos)
+    rng, ends = np.random.default_rng(0), {True: 0, False: 0}
+    for _ in range(150):
+        actions = _actions(ours, rng)
+        (obs, rewards, dones, infos), expected = ours.step(actions), theirs.step(actions)
+        assert obs.dtype == np.float32 and rewards.dtype == np.float32 and dones.dtype == bool
+        np.testing.assert_allclose(obs, expected[0], **close)
+        np.testing.assert_allclose(rewards, expected[1], **close)
+        np.testing.assert_array_equal(dones, expected[2])
+        for info, other, done in zip(infos, expected[3], dones, strict=True):
+            assert info.keys() == other.keys()
+            if done:
+                terminal = info.pop("terminal_observation")
+                assert terminal.dtype == np.float32
+                np.testing.assert_allclose(terminal, other.pop("terminal_observation"), **close)
+                ends[info["TimeLimit.truncated"]] += 1
+            assert info["TimeLimit.truncated"] is other["TimeLimit.truncated"]
+        _assert_infos_close(infos, expected[3])
+        _assert_infos_close(ours.reset_infos, theirs.reset_infos)
+    assert ends[True] >= 4 or env_id == "VasopressorTitration-v0"  # the time limit is crossed
+    assert ends[False] >= 1 or env_id == "FluidResuscitation-v0"  # and a patient died
+
+
+def _assert_infos_close(infos: list[dict], expected: list[dict]) -> None:
+    """Same keys and Python types; bools equal, numbers to 1e-5 (relative or absolute)."""
+    assert len(infos) == len(expected)
+    for info, other in zip(infos, expected, strict=True):
+        assert {k: type(v) for k, v in info.items()} == {k: type(v) for k, v in other.items()}
+        assert info == pytest.approx(other, rel=1e-5, abs=1e-5)
+
+
+def test_sepsis_vec_env_seeding():
+    env = make_sb3_vec_env("FluidResuscitation-v0", 3)
+    assert env.seed(11) == [11, 12, 13]
+    first = env.reset()
+    actions = np.full((3, 1), 500.0, np.float32)
+    stepped = env.step(actions)[0]
+    again = env.reset()  # no seed: the key chains go on, new patients
+    assert not np.array_equal(again, first)
+    env.seed(11)
+    np.testing.assert_array_equal(env.reset(), first)
+    np.testing.assert_array_equal(env.step(actions)[0], stepped)
+    single = _make("FluidResuscitation-v0")
+    np.testing.assert_array_equal(single.reset(seed=13)[0], first[2])  # sub-env i: seed + i
+
+
+def test_sepsis_vec_env_rejects_bad_input_and_unsupported_calls():
+    env = make_sb3_vec_env("SepsisManagement-v0", 2, seed=0)
+    env.reset()
+    with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
+        env.step(np.zeros((3,), np.float32))
+    with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
+        env.step(np.zeros((1, 3), np.float32))
+    with pytest.raises(RuntimeError, match="step_async"):
+        env.step_wait()
+    assert env.render_mode is None and env.get_attr("render_mode") == [None, None]
+    assert env.get_attr("action_space", 1) == [env.action_space]
+    assert not env.has_attr("no_such_attribute")
+    assert env.env_is_wrapped(Monitor) == [False, False]
+    with pytest.raises(IndexError):
+        env.get_attr("render_mode", [2])
+    with pytest.raises(NotImplementedError, match="one jitted batch"):
+        env.set_attr("render_mode", "human")
+    with pytest.raises(NotImplementedError, match="one jitted batch"):
+        env.env_method("reset")
+    with pytest.raises(ValueError, match="same-step"):
+        SepsisVecEnv(gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")]))
+    env.close()
+
+
+def test_sepsis_vec_env_import_error_names_the_extra(monkeypatch):
+    for name in [n for n in sys.modules if n.split(".")[0] == "stable_baselines3"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, "sepsisim_jax.sb3")
+    with pytest.raises(ImportError, match=r'pip install "sepsisim-jax\[sb3\]"'):
+        importlib.import_module("sepsisim_jax.sb3")
+
+
+def test_ppo_learns_on_sepsis_vec_env_under_vec_normalize_and_vec_monitor():
+    env = make_sb3_vec_env("SepsisManagement-v0", 8, max_episode_steps=24, normalize_actions=True)
+    env = VecNormalize(VecMonitor(env), norm_reward=False)
+    model = PPO("MlpPolicy", env, n_steps=32, batch_size=64, n_epochs=2, seed=0)
+    model.learn(total_timesteps=512)
+    assert model.num_timesteps == 512
+    lengths = [e["l"] for e in model.ep_info_buffer]
+    assert len(lengths) >= 8 and max(lengths) <= 24
+    assert env.action_space.low.min() == -1.0 and env.action_space.high.max() == 1.0
+
+
+def test_sac_learns_on_sepsis_vec_env():
+    env = VecMonitor(make_sb3_vec_env("FluidResuscitation-v0", 4, max_episode_steps=16))
+    model = SAC("MlpPolicy", env, learning_starts=64, batch_size=64, seed=0)
+    model.learn(total_timesteps=256)
+    assert model.num_timesteps == 256 and len(model.ep_info_buffer) >= 4
+    timeouts = model.replay_buffer.timeouts[: model.replay_buffer.pos]
+    assert timeouts.any()  # the replay buffer saw the time limit
+
+
+def test_readme_vec_env_example_runs():
+    (block,) = [b for b in _python_blocks() if "sepsisim_jax.sb3" in b]
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
     assert np.isfinite(namespace["mean_return"])

@@ -1,9 +1,11 @@
 """The three sepsis environments on one shared patient model."""
 
-from sepsisim_jax.envs.base import EnvState, SepsisEnv
+from sepsisim_jax.envs.base import SepsisEnv
+from sepsisim_jax.envs.features import FEATURES, Feature
 from sepsisim_jax.envs.fluid_resuscitation import FluidResuscitation, FluidResuscitationParams
 from sepsisim_jax.envs.registration import (
     ENV_IDS,
+    REFERENCE_OPTIONS,
     SEVERITIES,
     env_class,
     make,
@@ -11,6 +13,7 @@ from sepsisim_jax.envs.registration import (
     register_gymnax,
 )
 from sepsisim_jax.envs.sepsis_management import SepsisManagement, SepsisManagementParams
+from sepsisim_jax.envs.state import EnvState
 from sepsisim_jax.envs.vasopressor_titration import (
     VasopressorTitration,
     VasopressorTitrationParams,
@@ -18,8 +21,11 @@ from sepsisim_jax.envs.vasopressor_titration import (
 
 __all__ = [
     "ENV_IDS",
+    "FEATURES",
+    "REFERENCE_OPTIONS",
     "SEVERITIES",
     "EnvState",
+    "Feature",
     "FluidResuscitation",
     "FluidResuscitationParams",
     "SepsisEnv",

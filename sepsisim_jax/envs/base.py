@@ -1,9 +1,10 @@
 """The shared sepsis environment: one patient, one-hour steps, gymnax's functional interface.
 
-The three environments differ only in what the action controls, the reward and the
-observation; :class:`SepsisEnv` owns everything else: admission, the physiology step, death
-(tissue damage >= 0.9, reward - 50), truncation after ``max_steps_in_episode`` steps and
-auto-reset.
+A task (what the action controls, the reward, which features are observed) is a subclass of
+:class:`SepsisEnv`, which owns everything else: admission, clipping the action to its bounds,
+the physiology step, death (tissue damage >= 0.9, reward - 50), truncation after
+``max_steps_in_episode`` steps and auto-reset. Observation and info come from the feature
+declarations of :mod:`sepsisim_jax.envs.features`.
 
 ``step`` overrides gymnax's default to stay cheap under ``vmap``: all random numbers of a step
 come from one draw, and the admission used on auto-reset is built from that same draw instead
@@ -19,59 +20,30 @@ from typing import Any, ClassVar, Generic, TypeVar
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
 from gymnax.environments import environment, spaces
 
+from sepsisim_jax.envs import features
+from sepsisim_jax.envs.clinical import DEATH_DAMAGE, DEATH_PENALTY
+from sepsisim_jax.envs.state import EnvState, Treatment
 from sepsisim_jax.physiology import patient
-from sepsisim_jax.physiology.parameters import validate_params
-from sepsisim_jax.physiology.patient import Draws, PatientParams, PatientState
+from sepsisim_jax.physiology.patient import Draws, PatientParams
 from sepsisim_jax.physiology.sofa import sofa_score
 from sepsisim_jax.physiology.solver import SolverConfig, make_integrator
-
-DEATH_DAMAGE = 0.9  # tissue damage at which the patient dies (episode terminates)
-DEATH_PENALTY = 50.0
-SEVERITIES = ("easy", "medium", "hard")
-
-
-@struct.dataclass
-class EnvState(environment.EnvState):
-    """Patient physiology plus the treatment history the rewards and observations need."""
-
-    patient: PatientState
-    total_fluid_ml: jax.Array
-    hours_on_vasopressors: jax.Array
-    antibiotic_active: jax.Array  # bool
-    sofa: jax.Array  # int32, simplified SOFA of the current physiology
-    time: jax.Array  # int32, steps taken in this episode
-
-
-@struct.dataclass
-class Treatment:
-    """What this hour's action does: fluid given, resulting dose, antibiotic status."""
-
-    fluid_ml: jax.Array
-    vaso_dose: jax.Array
-    antibiotic_active: jax.Array
-    antibiotic_efficacy: jax.Array
-    hours_on_vasopressors: jax.Array
-
 
 P = TypeVar("P", bound=environment.EnvParams)
 
 
 class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
-    """Base class: subclasses set the class constants and the four hooks at the bottom."""
+    """Base class: subclasses set the class constants and the three hooks at the bottom."""
 
     _supports_transition_gradients = True
 
     env_id: ClassVar[str]
     severity_bacteria: ClassVar[dict[str, float]]  # initial bacterial load per severity
-    obs_low: ClassVar[np.ndarray]
-    obs_high: ClassVar[np.ndarray]
+    observation_names: ClassVar[tuple[str, ...]]  # declared features, in observation order
+    info_names: ClassVar[tuple[str, ...]]  # declared features, in the reference's info order
     action_low: ClassVar[np.ndarray]
     action_high: ClassVar[np.ndarray]
-    info_keys: ClassVar[tuple[str, ...]]
-    sofa_index: ClassVar[int]  # position of the SOFA score in the observation
 
     def __init__(self, severity: str = "medium", solver: SolverConfig | str = "rk4") -> None:
         super().__init__()
@@ -86,7 +58,6 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
             raise TypeError(f"solver must be a SolverConfig or a name, got {solver!r}")
         self.severity = severity
         self.solver = solver
-        self._integrate = make_integrator(solver)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(severity={self.severity!r}, solver={self.solver!r})"
@@ -126,8 +97,24 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
         )
 
     def observation_space(self, params: P | None = None) -> spaces.Box:
-        """The reference's observation bounds (float32)."""
-        return spaces.Box(jnp.asarray(self.obs_low), jnp.asarray(self.obs_high), self.obs_low.shape)
+        """Float32 bounds of the observation for ``params`` (the reference's at the defaults).
+
+        Bounds that follow from a parameter (bacteria from ``b_max``, counters from the episode
+        length and ``dt``) are computed from ``params``, so observations stay inside the space
+        for params anywhere in their declared ranges.
+        """
+        low, high = features.observation_bounds(self.observation_names, self._params(params))
+        return spaces.Box(low, high, low.shape, jnp.float32)
+
+    def observation_index(self, name: str) -> int:
+        """Position of the feature ``name`` in this environment's observation."""
+        if name not in self.observation_names:
+            raise KeyError(f"{self.env_id} does not observe {name!r}: {self.observation_names}")
+        return self.observation_names.index(name)
+
+    def info(self, state: EnvState) -> dict[str, jax.Array]:
+        """The reference's info dict of ``state`` (its keys, in its order)."""
+        return features.info_dict(self.info_names, state)
 
     @partial(jax.jit, static_argnames=("self",))
     def step(
@@ -138,8 +125,7 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
         params: P | None = None,
     ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
         """One step with auto-reset; returns ``obs, state, reward, terminated, truncated, info``."""
-        if params is None:
-            params = self.default_params
+        params = self._params(params)
         draws = patient.draw(key, self.dtype)
         obs_st, state_st, reward, terminated, info = self._transition(state, action, params, draws)
         truncated = self.is_truncated(state_st, params)
@@ -168,18 +154,13 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
     def is_terminated(self, state: EnvState, params: P) -> jax.Array:
         return state.patient.inflammation.damage >= DEATH_DAMAGE
 
-    def observe(self, key: jax.Array, state: EnvState, action: Any, params: P) -> jax.Array:
-        del key, action, params
-        return self._observation(state)
-
     def get_obs(self, state: EnvState, params: P | None = None, key: Any = None) -> jax.Array:
-        return self._observation(state)
-
-    def validate(self, params: P) -> None:
-        """Raise ``ValueError`` if any parameter is outside its declared range."""
-        validate_params(params)
+        return features.observation_vector(self.observation_names, state)
 
     # --- shared dynamics --------------------------------------------------------------------
+
+    def _params(self, params: P | None) -> P:
+        return self.default_params if params is None else params
 
     def _admit(self, params: P, draws: Draws) -> tuple[jax.Array, EnvState]:
         volume, vaso_dose = self._admission_treatment(params)
@@ -194,96 +175,71 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
             sofa=sofa,
             time=jnp.asarray(0, jnp.int32),
         )
-        return self._observation(state), state
+        return self.get_obs(state), state
 
     def _transition(
         self, state: EnvState, action: jax.Array, params: P, draws: Draws
     ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, dict[str, Any]]:
-        action = self._sanitize(action)
-        treat = self._treat(state, action, params)
+        treat = self._treat(state, self.clip_action(action), params)
         pat = patient.advance(
             state.patient,
             params.patient,
-            self._integrate,
+            make_integrator(self.solver),
             treat.fluid_ml,
             treat.vaso_dose,
             treat.antibiotic_efficacy,
             draws,
         )
-        sofa = sofa_score(pat.map_mmhg, pat.vaso_dose, pat.urine, pat.lactate)
+        on_vasopressors = jnp.where(treat.vaso_dose > 0.0, params.patient.dt, 0.0)
         new_state = EnvState(
             patient=pat,
             total_fluid_ml=state.total_fluid_ml + treat.fluid_ml,
-            hours_on_vasopressors=treat.hours_on_vasopressors,
+            hours_on_vasopressors=(state.hours_on_vasopressors + on_vasopressors).astype(
+                self.dtype
+            ),
             antibiotic_active=treat.antibiotic_active,
-            sofa=sofa,
+            sofa=sofa_score(pat.map_mmhg, pat.vaso_dose, pat.urine, pat.lactate),
             time=state.time + 1,
         )
         terminated = self.is_terminated(new_state, params)
         reward = self._reward(state, new_state, params)
         reward = jnp.where(terminated, reward - DEATH_PENALTY, reward).astype(self.dtype)
-        obs, new_state = self._apply_transition_gradient_policy(
-            self._observation(new_state), new_state
-        )
-        return obs, new_state, reward, terminated, self._info(new_state)
+        obs, new_state = self._apply_transition_gradient_policy(self.get_obs(new_state), new_state)
+        return obs, new_state, reward, terminated, self.info(new_state)
 
-    def _sanitize(self, action: jax.Array) -> jax.Array:
-        """Reshape to the action shape; NaN or +-inf components become 0 (no intervention)."""
+    def clip_action(self, action: jax.Array) -> jax.Array:
+        """The action clipped to its bounds, as the reference clips it, in the state dtype.
+
+        Each component is clipped in the action's own float dtype (a float32 action at the
+        upper dose bound gives float32(0.1), as numpy 2 gives the reference), then cast. An
+        integer action is cast first. NaN or +-inf components become 0 (no intervention).
+
+        Raises ``ValueError`` for an action that does not hold ``num_actions`` values.
+        """
         action = jnp.asarray(action)
         if action.size != self.num_actions:
             raise ValueError(
                 f"{self.env_id} expects an action of shape ({self.num_actions},), "
                 f"got shape {action.shape}"
             )
-        action = jnp.reshape(action, (self.num_actions,)).astype(self.dtype)
-        return jnp.where(jnp.isfinite(action), action, 0.0)
+        action = jnp.reshape(action, (self.num_actions,))
+        if not jnp.issubdtype(action.dtype, jnp.floating):
+            action = action.astype(self.dtype)
+        low = jnp.asarray(self.action_low, action.dtype)
+        high = jnp.asarray(self.action_high, action.dtype)
+        clipped = jnp.clip(action, low, high).astype(self.dtype)
+        return jnp.where(jnp.isfinite(action), clipped, 0.0)
 
-    def _info(self, state: EnvState) -> dict[str, jax.Array]:
-        pat = state.patient
-        values = {
-            "map_mmhg": pat.map_mmhg,
-            "lactate": pat.lactate,
-            "urine_output": pat.urine,
-            "tissue_damage": pat.inflammation.damage,
-            "bacteria": pat.inflammation.bacteria,
-            "vasopressor_dose": pat.vaso_dose,
-            "hours_on_vasopressors": state.hours_on_vasopressors,
-            "total_fluid_ml": state.total_fluid_ml,
-            "intravascular_volume": pat.volume,
-            "antibiotic_active": state.antibiotic_active,
-            "step": state.time,
-        }
-        return {key: values[key] for key in self.info_keys}
-
-    # --- hooks for the concrete environments ------------------------------------------------
+    # --- hooks for the tasks ----------------------------------------------------------------
 
     def _admission_treatment(self, params: P) -> tuple[jax.Array, jax.Array]:
         """Excess volume (L) and vasopressor dose at admission."""
         raise NotImplementedError
 
     def _treat(self, state: EnvState, action: jax.Array, params: P) -> Treatment:
-        """Turn a sanitized action into this hour's treatment (clipping to the bounds)."""
+        """Turn a clipped action into this hour's treatment."""
         raise NotImplementedError
 
     def _reward(self, prev: EnvState, state: EnvState, params: P) -> jax.Array:
         """Reward of the step before the death penalty."""
         raise NotImplementedError
-
-    def _observation(self, state: EnvState) -> jax.Array:
-        """Float32 observation vector in the reference's order."""
-        raise NotImplementedError
-
-
-def lactate_reward(lactate: jax.Array) -> jax.Array:
-    """+1 below 2 mmol/L, -0.5 per mmol/L above 4, shared by all three rewards."""
-    return jnp.where(lactate < 2.0, 1.0, jnp.where(lactate > 4.0, -0.5 * (lactate - 4.0), 0.0))
-
-
-def excess(value: jax.Array, threshold: float) -> jax.Array:
-    """``max(value - threshold, 0)``: the amount by which a penalised threshold is exceeded."""
-    return jnp.maximum(value - threshold, 0.0)
-
-
-def as_float32_obs(*values: jax.Array) -> jax.Array:
-    """Stack scalar values into a float32 observation vector."""
-    return jnp.stack([jnp.asarray(v, jnp.float32) for v in values])

@@ -18,18 +18,18 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment
 
-from sepsisim_jax.envs.base import (
-    EnvState,
-    SepsisEnv,
-    Treatment,
-    as_float32_obs,
+from sepsisim_jax.envs.base import SepsisEnv
+from sepsisim_jax.envs.clinical import (
+    EPISODE_STEPS,
+    MAX_FLUID_ML,
     excess,
     lactate_reward,
+    map_band_reward,
+    urine_reward,
 )
+from sepsisim_jax.envs.state import EnvState, Treatment
 from sepsisim_jax.physiology.parameters import param
 from sepsisim_jax.physiology.patient import PatientParams
-
-MAX_FLUID_ML = 1000.0
 
 
 @struct.dataclass
@@ -40,7 +40,7 @@ class FluidResuscitationParams(environment.EnvParams):
     antibiotic_efficacy: float = param(
         0.5, 0.0, 1.0, "1/h", "sepsisim 0.1.0 (antibiotic given from admission)"
     )
-    max_steps_in_episode: int = 72
+    max_steps_in_episode: int = EPISODE_STEPS
 
 
 class FluidResuscitation(SepsisEnv[FluidResuscitationParams]):
@@ -48,12 +48,16 @@ class FluidResuscitation(SepsisEnv[FluidResuscitationParams]):
 
     env_id = "FluidResuscitation-v0"
     severity_bacteria = {"easy": 0.2, "medium": 0.4, "hard": 0.6}
-    obs_low = np.array([20.0, 0.1, 0.0, 0.0, -1.0, 0.0, 0.0], np.float32)
-    obs_high = np.array([150.0, 30.0, 2.0, 1.0, 10.0, 1.0, 12.0], np.float32)
-    action_low = np.array([0.0], np.float32)
-    action_high = np.array([MAX_FLUID_ML], np.float32)
-    sofa_index = 6
-    info_keys = (
+    observation_names = (
+        "map_mmhg",
+        "lactate",
+        "urine_output",
+        "tissue_damage",
+        "intravascular_volume",
+        "bacteria",
+        "sofa",
+    )
+    info_names = (
         "map_mmhg",
         "lactate",
         "urine_output",
@@ -63,6 +67,8 @@ class FluidResuscitation(SepsisEnv[FluidResuscitationParams]):
         "intravascular_volume",
         "step",
     )
+    action_low = np.array([0.0], np.float32)
+    action_high = np.array([MAX_FLUID_ML], np.float32)
 
     @property
     def default_params(self) -> FluidResuscitationParams:
@@ -75,46 +81,23 @@ class FluidResuscitation(SepsisEnv[FluidResuscitationParams]):
         self, state: EnvState, action: jax.Array, params: FluidResuscitationParams
     ) -> Treatment:
         return Treatment(
-            fluid_ml=jnp.clip(action[0], 0.0, MAX_FLUID_ML),
+            fluid_ml=action[0],
             vaso_dose=state.patient.vaso_dose,
             antibiotic_active=state.antibiotic_active,
             antibiotic_efficacy=jnp.asarray(params.antibiotic_efficacy),
-            hours_on_vasopressors=state.hours_on_vasopressors,
         )
 
     def _reward(
-        self,
-        prev: EnvState,
-        state: EnvState,
-        params: FluidResuscitationParams,
+        self, prev: EnvState, state: EnvState, params: FluidResuscitationParams
     ) -> jax.Array:
         pat = state.patient
-        map_mmhg = pat.map_mmhg
-        map_reward = jnp.where(
-            (map_mmhg >= 65.0) & (map_mmhg <= 90.0),
-            2.0,
-            jnp.where(
-                map_mmhg < 50.0,
-                -3.0,
-                jnp.where(map_mmhg < 65.0, -(65.0 - map_mmhg) / 15.0, 0.0),
-            ),
+        map_reward = map_band_reward(
+            pat.map_mmhg, upper=90.0, bonus=2.0, floor=50.0, gain=1.0, divisor=15.0
         )
         return (
             map_reward
             + lactate_reward(pat.lactate)
-            + jnp.where(pat.urine >= 0.5, 0.5, 0.0)
+            + urine_reward(pat.urine)
             - excess(pat.volume, 4.0)
             - 0.1 * pat.inflammation.damage
-        )
-
-    def _observation(self, state: EnvState) -> jax.Array:
-        pat = state.patient
-        return as_float32_obs(
-            pat.map_mmhg,
-            pat.lactate,
-            pat.urine,
-            pat.inflammation.damage,
-            pat.volume,
-            pat.inflammation.bacteria,
-            state.sofa,
         )

@@ -6,8 +6,10 @@ from typing import Any
 
 import gymnasium
 import gymnax
+import numpy as np
 
-from sepsisim_jax.envs.base import SEVERITIES, SepsisEnv
+from sepsisim_jax.envs.base import SepsisEnv
+from sepsisim_jax.envs.clinical import EPISODE_STEPS, SEVERITIES
 from sepsisim_jax.envs.fluid_resuscitation import FluidResuscitation
 from sepsisim_jax.envs.sepsis_management import SepsisManagement
 from sepsisim_jax.envs.vasopressor_titration import VasopressorTitration
@@ -19,7 +21,15 @@ ENVIRONMENTS: dict[str, type[SepsisEnv]] = {
     cls.env_id: cls for cls in (FluidResuscitation, VasopressorTitration, SepsisManagement)
 }
 ENV_IDS: tuple[str, ...] = tuple(ENVIRONMENTS)
-MAX_EPISODE_STEPS = 72  # the reference's Gymnasium time limit (and our max_steps_in_episode)
+MAX_EPISODE_STEPS = EPISODE_STEPS  # the reference's Gymnasium time limit
+# The reference's constructor options besides ``severity``, per environment. ``dt`` is the
+# patient parameter of that name; the others set the parameter named here.
+REFERENCE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "FluidResuscitation-v0": ("dt", "antibiotic_given"),
+    "VasopressorTitration-v0": ("dt", "antibiotic_given", "fluid_protocol"),
+    "SepsisManagement-v0": ("dt",),
+}
+_OPTION_PARAMS = {"antibiotic_given": "antibiotic_efficacy", "fluid_protocol": "fluid_protocol_ml"}
 _ADAPTER = "sepsisim_jax.gymnasium_adapter"
 
 
@@ -44,15 +54,44 @@ def make(
         severity: ``"easy"``, ``"medium"`` or ``"hard"`` (initial bacterial load).
         solver: ``"rk4"`` (fixed step, fast), ``"dopri5"`` (adaptive, as the reference) or a
             :class:`SolverConfig`.
-        **params: parameter overrides by field name, e.g. ``map_noise_sd=0.0`` or
-            ``k_growth=0.7``; each is checked against its declared range.
+        **params: the reference's constructor options (:data:`REFERENCE_OPTIONS`: ``dt``
+            in hours, ``antibiotic_given`` a bool, ``fluid_protocol`` in mL/h, with the
+            reference's defaults 1.0, True and 250.0) and parameter overrides by field name,
+            e.g. ``map_noise_sd=0.0`` or ``k_growth=0.7``; each is checked against its range.
 
     Raises:
-        ValueError: unknown id, severity or solver, or a parameter outside its range.
-        TypeError: an unknown parameter name.
+        ValueError: unknown id, severity or solver, a parameter outside its range, or an
+            option given together with the parameter it sets.
+        TypeError: an unknown parameter name, an option this environment does not take, or
+            a non-bool ``antibiotic_given``.
     """
-    env = env_class(env_id)(severity=severity, solver=solver)
-    return env, replace_params(env.default_params, **params)
+    cls = env_class(env_id)
+    env = cls(severity=severity, solver=solver)
+    defaults = env.default_params
+    return env, replace_params(defaults, **_reference_options(cls.env_id, defaults, params))
+
+
+def _reference_options(env_id: str, defaults: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with the reference's constructor options turned into parameter overrides."""
+    params = dict(params)
+    for option, target in _OPTION_PARAMS.items():
+        if option not in params:
+            continue
+        if option not in REFERENCE_OPTIONS[env_id]:
+            raise TypeError(
+                f"{env_id} takes no option {option!r} (the reference's takes "
+                f"{list(REFERENCE_OPTIONS[env_id])})"
+            )
+        if target in params:
+            raise ValueError(f"give {option!r} or {target!r}, not both")
+        value = params.pop(option)
+        if option == "antibiotic_given":
+            if not isinstance(value, bool | np.bool_):
+                raise TypeError(f"antibiotic_given must be a bool, got {value!r}")
+            params[target] = getattr(defaults, target) if value else 0.0
+        else:
+            params[target] = value
+    return params
 
 
 def _gymnax_factory(env_id: str):
@@ -91,6 +130,7 @@ def register_gymnasium() -> None:
 __all__ = [
     "ENV_IDS",
     "MAX_EPISODE_STEPS",
+    "REFERENCE_OPTIONS",
     "SEVERITIES",
     "env_class",
     "make",

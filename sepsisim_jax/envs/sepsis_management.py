@@ -19,20 +19,22 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment
 
-from sepsisim_jax.envs.base import (
-    EnvState,
-    SepsisEnv,
-    Treatment,
-    as_float32_obs,
+from sepsisim_jax.envs.base import SepsisEnv
+from sepsisim_jax.envs.clinical import (
+    ANTIBIOTIC_THRESHOLD,
+    EPISODE_STEPS,
+    MAX_DOSE,
+    MAX_DOSE_CHANGE,
+    MAX_FLUID_ML,
     excess,
     lactate_reward,
+    map_band_reward,
+    urine_reward,
 )
-from sepsisim_jax.envs.fluid_resuscitation import MAX_FLUID_ML
-from sepsisim_jax.envs.vasopressor_titration import MAX_DOSE, MAX_DOSE_CHANGE
+from sepsisim_jax.envs.state import EnvState, Treatment
 from sepsisim_jax.physiology.parameters import param
 from sepsisim_jax.physiology.patient import PatientParams
 
-ANTIBIOTIC_THRESHOLD = 0.5  # action[2] above this gives the antibiotic
 ANTIBIOTIC_GRACE_STEPS = 3  # steps without antibiotic before the -1 per step penalty
 STABILISATION_BONUS = 10.0
 STABILISATION_MIN_STEPS = 6
@@ -46,7 +48,7 @@ class SepsisManagementParams(environment.EnvParams):
     antibiotic_efficacy: float = param(
         0.5, 0.0, 1.0, "1/h", "sepsisim 0.1.0 (effect once the antibiotic is given)"
     )
-    max_steps_in_episode: int = 72
+    max_steps_in_episode: int = EPISODE_STEPS
 
 
 class SepsisManagement(SepsisEnv[SepsisManagementParams]):
@@ -54,12 +56,19 @@ class SepsisManagement(SepsisEnv[SepsisManagementParams]):
 
     env_id = "SepsisManagement-v0"
     severity_bacteria = {"easy": 0.25, "medium": 0.45, "hard": 0.65}
-    obs_low = np.array([20.0, 0.1, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0], np.float32)
-    obs_high = np.array([150.0, 30.0, 2.0, 1.0, 10.0, MAX_DOSE, 1.0, 12.0, 72.0, 1.0], np.float32)
-    action_low = np.array([0.0, -MAX_DOSE_CHANGE, 0.0], np.float32)
-    action_high = np.array([MAX_FLUID_ML, MAX_DOSE_CHANGE, 1.0], np.float32)
-    sofa_index = 7
-    info_keys = (
+    observation_names = (
+        "map_mmhg",
+        "lactate",
+        "urine_output",
+        "tissue_damage",
+        "intravascular_volume",
+        "vasopressor_dose",
+        "bacteria",
+        "sofa",
+        "step",
+        "antibiotic_active",
+    )
+    info_names = (
         "map_mmhg",
         "lactate",
         "urine_output",
@@ -71,6 +80,8 @@ class SepsisManagement(SepsisEnv[SepsisManagementParams]):
         "antibiotic_active",
         "step",
     )
+    action_low = np.array([0.0, -MAX_DOSE_CHANGE, 0.0], np.float32)
+    action_high = np.array([MAX_FLUID_ML, MAX_DOSE_CHANGE, 1.0], np.float32)
 
     @property
     def default_params(self) -> SepsisManagementParams:
@@ -82,32 +93,19 @@ class SepsisManagement(SepsisEnv[SepsisManagementParams]):
     def _treat(
         self, state: EnvState, action: jax.Array, params: SepsisManagementParams
     ) -> Treatment:
-        change = jnp.clip(action[1], -MAX_DOSE_CHANGE, MAX_DOSE_CHANGE)
         active = state.antibiotic_active | (action[2] > ANTIBIOTIC_THRESHOLD)
         return Treatment(
-            fluid_ml=jnp.clip(action[0], 0.0, MAX_FLUID_ML),
-            vaso_dose=jnp.clip(state.patient.vaso_dose + change, 0.0, MAX_DOSE),
+            fluid_ml=action[0],
+            vaso_dose=jnp.clip(state.patient.vaso_dose + action[1], 0.0, MAX_DOSE),
             antibiotic_active=active,
             antibiotic_efficacy=jnp.where(active, params.antibiotic_efficacy, 0.0),
-            hours_on_vasopressors=state.hours_on_vasopressors,
         )
 
-    def _reward(
-        self,
-        prev: EnvState,
-        state: EnvState,
-        params: SepsisManagementParams,
-    ) -> jax.Array:
+    def _reward(self, prev: EnvState, state: EnvState, params: SepsisManagementParams) -> jax.Array:
         pat = state.patient
         map_mmhg = pat.map_mmhg
-        map_reward = jnp.where(
-            (map_mmhg >= 65.0) & (map_mmhg <= 90.0),
-            1.5,
-            jnp.where(
-                map_mmhg < 55.0,
-                -3.0,
-                jnp.where(map_mmhg < 65.0, -(65.0 - map_mmhg) / 10.0, 0.0),
-            ),
+        map_reward = map_band_reward(
+            map_mmhg, upper=90.0, bonus=1.5, floor=55.0, gain=1.0, divisor=10.0
         )
         untreated = ~state.antibiotic_active & (prev.time >= ANTIBIOTIC_GRACE_STEPS)
         stabilised = (
@@ -123,23 +121,8 @@ class SepsisManagement(SepsisEnv[SepsisManagementParams]):
             + 0.3 * (prev.sofa - state.sofa)
             - 0.5 * excess(pat.volume, 4.0)
             - 0.3 * excess(pat.vaso_dose, 0.5)
-            + jnp.where(pat.urine >= 0.5, 0.5, 0.0)
+            + urine_reward(pat.urine)
             - jnp.where(untreated, 1.0, 0.0)
             - 0.1 * pat.inflammation.damage
             + jnp.where(stabilised, STABILISATION_BONUS, 0.0)
-        )
-
-    def _observation(self, state: EnvState) -> jax.Array:
-        pat = state.patient
-        return as_float32_obs(
-            pat.map_mmhg,
-            pat.lactate,
-            pat.urine,
-            pat.inflammation.damage,
-            pat.volume,
-            pat.vaso_dose,
-            pat.inflammation.bacteria,
-            state.sofa,
-            state.time,
-            state.antibiotic_active,
         )

@@ -19,19 +19,21 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment
 
-from sepsisim_jax.envs.base import (
-    EnvState,
-    SepsisEnv,
-    Treatment,
-    as_float32_obs,
+from sepsisim_jax.envs.base import SepsisEnv
+from sepsisim_jax.envs.clinical import (
+    EPISODE_STEPS,
+    MAX_DOSE,
+    MAX_DOSE_CHANGE,
+    MAX_FLUID_ML,
     excess,
     lactate_reward,
+    map_band_reward,
+    urine_reward,
 )
+from sepsisim_jax.envs.state import EnvState, Treatment
 from sepsisim_jax.physiology.parameters import param
 from sepsisim_jax.physiology.patient import PatientParams
 
-MAX_DOSE_CHANGE = 0.1  # mcg/kg/min per step
-MAX_DOSE = 2.0  # mcg/kg/min
 _REFERENCE = "sepsisim 0.1.0"
 
 
@@ -41,10 +43,12 @@ class VasopressorTitrationParams(environment.EnvParams):
 
     patient: PatientParams = struct.field(default_factory=PatientParams)
     antibiotic_efficacy: float = param(0.15, 0.0, 1.0, "1/h", _REFERENCE)
-    fluid_protocol_ml: float = param(250.0, 0.0, 1000.0, "mL/h", _REFERENCE + " fluid protocol")
+    fluid_protocol_ml: float = param(
+        250.0, 0.0, MAX_FLUID_ML, "mL/h", _REFERENCE + " fluid protocol"
+    )
     initial_volume: float = param(1.0, -1.0, 10.0, "L", _REFERENCE + " (pre-resuscitated)")
-    initial_vaso_dose: float = param(0.05, 0.0, 2.0, "mcg/kg/min", _REFERENCE)
-    max_steps_in_episode: int = 72
+    initial_vaso_dose: float = param(0.05, 0.0, MAX_DOSE, "mcg/kg/min", _REFERENCE)
+    max_steps_in_episode: int = EPISODE_STEPS
 
 
 class VasopressorTitration(SepsisEnv[VasopressorTitrationParams]):
@@ -52,12 +56,17 @@ class VasopressorTitration(SepsisEnv[VasopressorTitrationParams]):
 
     env_id = "VasopressorTitration-v0"
     severity_bacteria = {"easy": 0.25, "medium": 0.45, "hard": 0.65}
-    obs_low = np.array([20.0, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], np.float32)
-    obs_high = np.array([150.0, 30.0, 2.0, 1.0, MAX_DOSE, 1.0, 12.0, 72.0], np.float32)
-    action_low = np.array([-MAX_DOSE_CHANGE], np.float32)
-    action_high = np.array([MAX_DOSE_CHANGE], np.float32)
-    sofa_index = 6
-    info_keys = (
+    observation_names = (
+        "map_mmhg",
+        "lactate",
+        "urine_output",
+        "tissue_damage",
+        "vasopressor_dose",
+        "bacteria",
+        "sofa",
+        "hours_on_vasopressors",
+    )
+    info_names = (
         "map_mmhg",
         "lactate",
         "urine_output",
@@ -67,6 +76,8 @@ class VasopressorTitration(SepsisEnv[VasopressorTitrationParams]):
         "hours_on_vasopressors",
         "step",
     )
+    action_low = np.array([-MAX_DOSE_CHANGE], np.float32)
+    action_high = np.array([MAX_DOSE_CHANGE], np.float32)
 
     @property
     def default_params(self) -> VasopressorTitrationParams:
@@ -78,52 +89,31 @@ class VasopressorTitration(SepsisEnv[VasopressorTitrationParams]):
     def _treat(
         self, state: EnvState, action: jax.Array, params: VasopressorTitrationParams
     ) -> Treatment:
-        change = jnp.clip(action[0], -MAX_DOSE_CHANGE, MAX_DOSE_CHANGE)
-        dose = jnp.clip(state.patient.vaso_dose + change, 0.0, MAX_DOSE)
-        hours = state.hours_on_vasopressors + jnp.where(dose > 0.0, params.patient.dt, 0.0)
+        dose = jnp.clip(state.patient.vaso_dose + action[0], 0.0, MAX_DOSE)
         return Treatment(
             fluid_ml=jnp.asarray(params.fluid_protocol_ml, dose.dtype),
             vaso_dose=dose,
             antibiotic_active=state.antibiotic_active,
             antibiotic_efficacy=jnp.asarray(params.antibiotic_efficacy),
-            hours_on_vasopressors=hours.astype(dose.dtype),
         )
 
     def _reward(
-        self,
-        prev: EnvState,
-        state: EnvState,
-        params: VasopressorTitrationParams,
+        self, prev: EnvState, state: EnvState, params: VasopressorTitrationParams
     ) -> jax.Array:
         pat = state.patient
-        map_mmhg = pat.map_mmhg
-        map_reward = jnp.select(
-            [
-                (map_mmhg >= 65.0) & (map_mmhg <= 85.0),
-                map_mmhg < 55.0,
-                map_mmhg < 65.0,
-                map_mmhg > 100.0,
-            ],
-            [2.0, -3.0, -1.5 * (65.0 - map_mmhg) / 10.0, -0.5 * (map_mmhg - 100.0) / 20.0],
-            0.0,
+        map_reward = map_band_reward(
+            pat.map_mmhg,
+            upper=85.0,
+            bonus=2.0,
+            floor=55.0,
+            gain=1.5,
+            divisor=10.0,
+            penalise_hypertension=True,
         )
         return (
             map_reward
             + lactate_reward(pat.lactate)
             - 0.5 * excess(pat.vaso_dose, 0.5)
-            + jnp.where(pat.urine >= 0.5, 0.5, 0.0)
+            + urine_reward(pat.urine)
             - 0.1 * pat.inflammation.damage
-        )
-
-    def _observation(self, state: EnvState) -> jax.Array:
-        pat = state.patient
-        return as_float32_obs(
-            pat.map_mmhg,
-            pat.lactate,
-            pat.urine,
-            pat.inflammation.damage,
-            pat.vaso_dose,
-            pat.inflammation.bacteria,
-            state.sofa,
-            state.hours_on_vasopressors,
         )

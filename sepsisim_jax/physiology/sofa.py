@@ -11,6 +11,8 @@ from collections.abc import Iterable
 import jax
 import jax.numpy as jnp
 
+MAX_SOFA = 12  # three components of at most 4 points
+
 
 def cardiovascular_sofa(map_mmhg: jax.Array, vaso_dose: jax.Array) -> jax.Array:
     """4 above 0.3, 3 above 0.1, 2 for any vasopressor (mcg/kg/min); else 1 if MAP < 70."""

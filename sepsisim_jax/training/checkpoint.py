@@ -100,7 +100,7 @@ def _action_dim(config: PPOConfig) -> int:
 
 
 def _obs_dim(config: PPOConfig) -> int:
-    return len(_env_class(config).obs_low)
+    return len(_env_class(config).observation_names)
 
 
 def _encode(values: dict[str, Any]) -> dict[str, Any]:

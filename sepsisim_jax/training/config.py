@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sepsisim_jax.envs.base import SEVERITIES
+from sepsisim_jax.envs.clinical import SEVERITIES
 from sepsisim_jax.envs.registration import ENV_IDS
 
 

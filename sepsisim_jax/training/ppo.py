@@ -22,8 +22,9 @@ import optax
 from flax import struct
 from flax.training.train_state import TrainState
 
-from sepsisim_jax.envs.base import EnvState, SepsisEnv
+from sepsisim_jax.envs.base import SepsisEnv
 from sepsisim_jax.envs.registration import make
+from sepsisim_jax.envs.state import EnvState
 from sepsisim_jax.training.config import PPOConfig
 from sepsisim_jax.training.networks import (
     ActorCritic,

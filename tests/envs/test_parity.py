@@ -33,12 +33,21 @@ def _relative_error(ours: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return np.abs(ours - ref) / np.maximum(np.abs(ref), 1e-3)
 
 
-def _run_parity(reference, env_id, severity, solver, sequence, seed=0):
-    ref = reference(env_id, severity)
+BOUND_SEQUENCES = ("bang-bang", "held-max", "alternating")
+
+
+def _at_bounds(sequence: str, t: int, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Actions exactly at the bounds: 3 steps up then 3 down, held at the top, or alternating."""
+    upper = {"bang-bang": (t // 3) % 2 == 0, "held-max": True, "alternating": t % 2 == 0}
+    return np.asarray(high if upper[sequence] else low, np.float32)
+
+
+def _run_parity(reference, env_id, severity, solver, sequence, seed=0, **options):
+    ref = reference(env_id, severity, **options)
     # Environments that differ only in severity share one compiled step (equal static keys
     # but for severity); the severity's params are passed explicitly.
     env, _ = sepsisim_jax.make(env_id, solver=solver)
-    _, params = sepsisim_jax.make(env_id, severity=severity, solver=solver, **NOISELESS)
+    _, params = sepsisim_jax.make(env_id, severity=severity, solver=solver, **NOISELESS, **options)
     policy = heuristic_policy(env)
     rng = np.random.Generator(np.random.PCG64(seed))
     ref_obs, _ = ref.reset(seed=seed)
@@ -50,6 +59,8 @@ def _run_parity(reference, env_id, severity, solver, sequence, seed=0):
             action = np.asarray(CONSTANT_ACTIONS[env_id], np.float32)
         elif sequence == "random":
             action = rng.uniform(ref.action_space.low, ref.action_space.high).astype(np.float32)
+        elif sequence in BOUND_SEQUENCES:
+            action = _at_bounds(sequence, t, ref.action_space.low, ref.action_space.high)
         else:
             action = np.asarray(policy(None, obs, params))
             expected = ref_heuristic_action(ref, ref_obs)
@@ -94,6 +105,31 @@ def test_parity_float64(noiseless_reference, env_id, severity, sequence, solver)
     assert (steps < 72) == expected_death
 
 
+@pytest.mark.parametrize("sequence", BOUND_SEQUENCES)
+@pytest.mark.parametrize("env_id", sepsisim_jax.ENV_IDS)
+def test_parity_float64_actions_at_the_bounds(noiseless_reference, env_id, sequence):
+    """Bang-bang and clipped actions: float32 bounds clipped in float32, as the reference."""
+    with jax.enable_x64(True):
+        for severity in sepsisim_jax.SEVERITIES:
+            _run_parity(noiseless_reference, env_id, severity, "rk4", sequence)
+
+
+OPTIONS = [
+    ("FluidResuscitation-v0", {"antibiotic_given": False}),
+    ("FluidResuscitation-v0", {"dt": 0.5}),
+    ("VasopressorTitration-v0", {"antibiotic_given": False, "fluid_protocol": 0.0}),
+    ("VasopressorTitration-v0", {"fluid_protocol": 600.0, "dt": 2.0}),
+    ("SepsisManagement-v0", {"dt": 0.25}),
+]
+
+
+@pytest.mark.parametrize(("env_id", "options"), OPTIONS)
+def test_parity_float64_reference_constructor_options(noiseless_reference, env_id, options):
+    with jax.enable_x64(True):
+        for sequence in ("random", "heuristic"):
+            _run_parity(noiseless_reference, env_id, "medium", "dopri5", sequence, **options)
+
+
 @pytest.mark.parametrize("env_id", sepsisim_jax.ENV_IDS)
 def test_parity_float32_random_actions(noiseless_reference, env_id):
     _run_parity(noiseless_reference, env_id, "hard", "rk4", "random", seed=3)
@@ -109,7 +145,7 @@ def test_info_keys_match_reference(noiseless_reference):
         _, state = env.reset(jax.random.key(0), params)
         info = env.step(jax.random.key(1), state, jnp.zeros(env.num_actions), params)[-1]
         assert set(info) == set(ref_info) | gymnax_keys
-        assert env.info_keys == tuple(ref_info)
+        assert env.info_names == tuple(ref_info)
 
 
 def test_spaces_match_reference(noiseless_reference):

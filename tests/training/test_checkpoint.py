@@ -40,7 +40,10 @@ def test_round_trip_gives_identical_actions(trained, tmp_path):
     config, network, params, stats = load_checkpoint(tmp_path)
     assert config == CONFIG
     obs = jax.random.uniform(
-        jax.random.key(1), (64, 10), minval=trainer.env.obs_low, maxval=trainer.env.obs_high
+        jax.random.key(1),
+        (64, 10),
+        minval=trainer.env.observation_space(None).low,
+        maxval=trainer.env.observation_space(None).high,
     )
     before = ppo_policy(trainer.network, runner.train_state.params, runner.obs_stats, trainer.env)
     after = ppo_policy(network, params, stats, trainer.env)
