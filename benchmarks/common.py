@@ -1,19 +1,24 @@
-"""What the benchmark scripts share: machine facts for the JSON, verdict words, writing results."""
+"""The benchmarks' harness: timed configurations, targets with verdicts, the table and the JSON."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
 import platform
+import time
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+from tqdm import tqdm
 
 import sepsisim_jax
+from sepsisim_jax.text_table import Column, text_table
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -57,3 +62,124 @@ def write_results(path: Path, results: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"Results written to {path}")
+
+
+@dataclasses.dataclass
+class Timed:
+    """One measured configuration: ``run()`` performs ``steps`` env-steps and returns when done.
+
+    ``labels`` name it in its table row; ``setup_s`` is its preparation (compilation or
+    warm-up), never part of a throughput.
+    """
+
+    labels: dict[str, Any]
+    steps: int
+    run: Callable[[], object]
+    setup_s: float | None = None
+    run_s: list[float] = dataclasses.field(default_factory=list)
+
+    @property
+    def steps_per_s(self) -> float:
+        """Env-steps of one run over the fastest run's wall time."""
+        return self.steps / min(self.run_s)
+
+    def row(self) -> dict[str, Any]:
+        return self.labels | {
+            "steps_per_repeat": self.steps,
+            "setup_s": self.setup_s,
+            "run_s": self.run_s,
+            "steps_per_s": self.steps_per_s,
+        }
+
+
+def time_interleaved(jobs: Sequence[tuple[str, Callable[[], Timed]]], repeats: int) -> list[Timed]:
+    """Prepare every ``(label, prepare)`` job, then ``repeats`` rounds that run each once.
+
+    Interleaving the repeats spreads each configuration's runs over the whole measurement, so a
+    slow phase of a shared machine hits all of them alike rather than one.
+    """
+    timed: list[Timed] = []
+    with tqdm(total=len(jobs) * (1 + repeats), desc="configurations", unit="cfg") as bar:
+        for label, prepare in jobs:
+            bar.set_postfix_str(label)
+            timed.append(prepare())
+            bar.update()
+        for round_ in range(repeats):
+            for (label, _), config in zip(jobs, timed, strict=True):
+                bar.set_postfix_str(f"round {round_ + 1} {label}")
+                start = time.perf_counter()
+                config.run()
+                config.run_s.append(time.perf_counter() - start)
+                bar.update()
+    return timed
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """``value >= goal``, where the value is the worst (smallest) of ``values``, one per case
+    measured (environment, configuration); without any case it is not evaluated, nor met."""
+
+    name: str  # key in the JSON
+    text: str  # what is compared, for the printed verdict
+    values: dict[str, float]
+    goal: float
+    spec: str = ",.1f"  # format of the values and the goal, e.g. ".0%"
+    unit: str = ""  # printed after each value, e.g. "x"
+
+    @property
+    def value(self) -> float | None:
+        return min(self.values.values()) if self.values else None
+
+    @property
+    def met(self) -> bool:
+        return self.value is not None and self.value >= self.goal
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "evaluated": bool(self.values),
+            "values": self.values,
+            "value": self.value,
+            "target": self.goal,
+            "met": self.met,
+        }
+
+    def line(self) -> str:
+        if self.value is None:
+            return f"  {self.text}: not measured"
+        each = ""
+        if len(self.values) > 1:
+            each = " (" + ", ".join(f"{k} {self._format(v)}" for k, v in self.values.items()) + ")"
+        return (
+            f"  {self.text}: {self._format(self.value)}{each}"
+            f" (target >= {self._format(self.goal)}) -> {verdict(self.met)}"
+        )
+
+    def _format(self, value: float) -> str:
+        return f"{value:{self.spec}}{self.unit}"
+
+
+def report(
+    path: Path,
+    settings: dict[str, Any],
+    rows: list[dict[str, Any]],
+    columns: Sequence[Column],
+    targets: Sequence[Target],
+    **extra: Any,
+) -> dict[str, Any]:
+    """Print the table and the verdicts; write and return the results.
+
+    The JSON holds ``environment`` (the machine and ``settings``), ``rows``, ``targets`` (by
+    name) and any ``extra`` entries.
+    """
+    print(text_table(rows, columns))
+    print("Targets (the worst case decides):")
+    for target in targets:
+        print(target.line())
+    results = {
+        "environment": machine_info() | settings,
+        "rows": rows,
+        "targets": {target.name: target.to_json() for target in targets},
+        **extra,
+    }
+    write_results(path, results)
+    return results

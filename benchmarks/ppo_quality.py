@@ -1,9 +1,10 @@
 """Policy quality: PPO against the random and heuristic baselines on held-out patients.
 
 For every environment and severity: train PPO (default config, several seeds in one vmapped
-call), then evaluate each seed's deterministic policy and both baselines on the same held-out
-patients. Targets: PPO >= heuristic in mean return everywhere, and above the PPO results the
-reference paper reports for FluidResuscitation and VasopressorTitration.
+call), then compare each seed's deterministic policy and both baselines on the same held-out
+patients (``sepsisim_jax.training.compare_policies``). Targets: PPO >= heuristic in mean return
+on every configuration, and >= the PPO results the reference paper reports for
+FluidResuscitation and VasopressorTitration (medium).
 
 Usage: ``python benchmarks/ppo_quality.py [--timesteps N] [--seeds 3] [--quick]``.
 """
@@ -12,32 +13,31 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from common import RESULTS_DIR, machine_info, verdict, write_results
+from common import RESULTS_DIR, Target, report
 from tqdm import tqdm
 
 import sepsisim_jax
 from sepsisim_jax.policies import POLICIES
-from sepsisim_jax.text_table import Column, text_table
-from sepsisim_jax.training import default_config, evaluate, evaluate_seeds, held_out_key, train_ppo
+from sepsisim_jax.text_table import Column
+from sepsisim_jax.training import compare_policies, default_config, held_out_key, train_ppo
 
 # PPO returns reported with the reference (stable-baselines3, 200k-500k steps, medium).
 PAPER_PPO = {"FluidResuscitation-v0": -71.5, "VasopressorTitration-v0": -36.9}
 
 
 def measure(env_id: str, severity: str, timesteps: int, seeds: int, patients: int) -> dict:
-    """Train, then evaluate PPO seeds and baselines on the same held-out patients."""
+    """Train, then compare the PPO seeds and the baselines on the same held-out patients."""
     config = default_config(env_id, severity, total_timesteps=timesteps)
     result = train_ppo(config, n_seeds=seeds, seed=0, progress=False)
-    key = held_out_key(0)
-    ppo = evaluate_seeds(result, key, patients)
     env, params = sepsisim_jax.make(env_id, severity=severity)
-    baselines = {
-        name: evaluate(factory(env), env, params, key, patients)
-        for name, factory in POLICIES.items()
-    }
-    means = np.array([row["mean_return"] for row in ppo])
+    ppo = {f"PPO seed {i}": policy for i, policy in enumerate(result.policies)}
+    baselines = {name: factory(env) for name, factory in POLICIES.items()}
+    rows = compare_policies(env, params, ppo | baselines, held_out_key(0), patients)
+    per_seed, outcomes = rows[:seeds], {row.pop("policy"): row for row in rows[seeds:]}
+    means = np.array([row["mean_return"] for row in per_seed])
     return {
         "env_id": env_id,
         "severity": severity,
@@ -47,46 +47,49 @@ def measure(env_id: str, severity: str, timesteps: int, seeds: int, patients: in
         "compile_seconds": result.compile_seconds,
         "ppo": {
             "mean_return": float(means.mean()),
-            "sd_return": float(np.mean([row["sd_return"] for row in ppo])),
+            "sd_return": float(np.mean([row["sd_return"] for row in per_seed])),
             "sd_across_seeds": float(means.std()),
-            "survival": float(np.mean([row["survival"] for row in ppo])),
-            "per_seed": ppo,
+            "survival": float(np.mean([row["survival"] for row in per_seed])),
+            "per_seed": per_seed,
         },
-        **baselines,
+        **outcomes,
     }
 
 
-def verdicts(rows: list[dict]) -> list[tuple[str, bool]]:
-    out = []
-    for row in rows:
-        name = f"{row['env_id']} {row['severity']}"
-        out.append(
-            (
-                f"{name}: PPO >= heuristic",
-                row["ppo"]["mean_return"] >= row["heuristic"]["mean_return"],
-            )
-        )
-        if row["env_id"] in PAPER_PPO and row["severity"] == "medium":
-            paper = PAPER_PPO[row["env_id"]]
-            out.append((f"{name}: PPO > paper's PPO ({paper})", row["ppo"]["mean_return"] > paper))
-    return out
+def targets(rows: list[dict[str, Any]]) -> list[Target]:
+    """PPO's margin in mean return over the heuristic (every configuration) and the paper."""
+    heuristic = {_case(r): r["ppo"]["mean_return"] - r["heuristic"]["mean_return"] for r in rows}
+    paper = {
+        _case(r): r["ppo"]["mean_return"] - PAPER_PPO[r["env_id"]]
+        for r in rows
+        if r["env_id"] in PAPER_PPO and r["severity"] == "medium"
+    }
+    return [
+        Target("vs_heuristic", "PPO - heuristic, mean return", heuristic, 0.0, "+.2f"),
+        Target("vs_paper", "PPO - paper's PPO, mean return", paper, 0.0, "+.2f"),
+    ]
 
 
-def format_table(rows: list[dict]) -> str:
-    columns: list[Column] = [
+def _case(row: dict[str, Any]) -> str:
+    return f"{row['env_id']} {row['severity']}"
+
+
+def columns() -> list[Column]:
+    """Environment, severity, then return (mean ± sd over patients) and survival per policy."""
+    out: list[Column] = [
         ("environment", "<24", lambda row: row["env_id"]),
         ("severity", "<8", lambda row: row["severity"]),
     ]
     for policy, title in (("ppo", "PPO return"), ("heuristic", "heuristic"), ("random", "random")):
-        columns += [
-            (title, ">16", lambda row, p=policy: _return_cell(row[p])),
-            ("surv", ">5", lambda row, p=policy: f"{row[p]['survival']:.2f}"),
+        out += [
+            (
+                title,
+                ">16",
+                lambda r, p=policy: f"{r[p]['mean_return']:.1f} ± {r[p]['sd_return']:.1f}",
+            ),
+            ("surv", ">5", lambda r, p=policy: f"{r[p]['survival']:.2f}"),
         ]
-    return text_table(rows, columns)
-
-
-def _return_cell(result: dict) -> str:
-    return f"{result['mean_return']:.1f} ± {result['sd_return']:.1f}"
+    return out
 
 
 def main() -> None:
@@ -121,16 +124,12 @@ def main() -> None:
         f"PPO (default config, {args.timesteps:,} timesteps x {args.seeds} seeds) vs baselines, "
         f"{args.patients:,} held-out patients; return mean ± sd over patients (PPO: mean of seeds)"
     )
-    print(format_table(rows))
-    checks = verdicts(rows)
-    for text, ok in checks:
-        print(f"  {text}: {verdict(ok)}")
-    meta = machine_info() | {
+    settings = {
         "timesteps_per_seed": args.timesteps,
         "seeds": args.seeds,
         "patients": args.patients,
     }
-    write_results(out, {"meta": meta, "rows": rows, "verdicts": dict(checks)})
+    report(out, settings, rows, columns(), targets(rows))
 
 
 if __name__ == "__main__":

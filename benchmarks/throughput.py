@@ -35,31 +35,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import sepsisim  # noqa: F401  (registers the reference's sepsisim/ ids with gymnasium)
-from common import RESULTS_DIR, machine_info, optional, verdict, write_results
-from tqdm import tqdm
+from common import RESULTS_DIR, Target, Timed, optional, report, time_interleaved
 
 import sepsisim_jax
-from sepsisim_jax.text_table import text_table
+from sepsisim_jax.text_table import Column
 
 EPISODE_STEPS = 72  # the reference registers every env with TimeLimit(max_episode_steps=72)
 SEVERITY = "medium"
-DEFAULT_BATCHES = (1, 64, 1024, 16384, 65536)
-QUICK_BATCHES = (1, 64)
-DEFAULT_REFERENCE_STEPS = 5000
-QUICK_REFERENCE_STEPS = 300
-REFERENCE_WARMUP_STEPS = 50
-MIN_RUN_STEPS = 65536  # env-steps per timed run of a batched rollout (repeated calls if smaller)
 SECTIONS = ("core", "adapter")
-DEFAULT_VECTOR_ENVS = (16, 256, 1024)
-QUICK_VECTOR_ENVS = (16, 256)
+# Sizes unless given explicitly: core batch sizes, adapter num_envs, steps per single-env run.
+DEFAULTS = {
+    "batches": [1, 64, 1024, 16384, 65536],
+    "vector_envs": [16, 256, 1024],
+    "reference_steps": 5000,
+}
+QUICK = {"batches": [1, 64], "vector_envs": [16, 256], "reference_steps": 300}
+WARMUP_STEPS = 50  # untimed steps of a single env before its runs
 VECTOR_WARMUP_CALLS = 3
+MIN_RUN_STEPS = 65536  # env-steps per timed run of a batched rollout (repeated calls if smaller)
 CEILING_ENV = "FluidResuscitation-v0"
-TARGET_BATCH = 65536
-TARGET_VS_REFERENCE = 2000.0  # sepsisim_jax steps/s over the reference's, at TARGET_BATCH
-TARGET_VS_CEILING = 0.5  # sepsisim_jax steps/s over the ceiling's, at TARGET_BATCH
-TARGET_SINGLE_VS_REFERENCE = 10.0  # adapter single env steps/s over the reference's
+TARGET_BATCH = 65536  # core targets, on CEILING_ENV
 TARGET_VECTOR_ENVS = 1024
-TARGET_VECTOR_STEPS_PER_S = 1_000_000.0  # adapter vector env at TARGET_VECTOR_ENVS
 CHECK_BATCH = 256
 CHECK_STEPS = 2 * EPISODE_STEPS  # two episodes: covers the auto-reset at step 72
 CHECK_TOLERANCE = 1e-3  # on |ours - ceiling| / max(1, |ours|)
@@ -67,49 +63,50 @@ CHECK_CASES: dict[str, dict[str, float]] = {
     "default": {},
     "no antibiotic": {"antibiotic_efficacy": 0.0},  # patients die: covers termination
 }
+# Table order of the implementations.
+IMPLS = (
+    "reference",
+    "sepsisim_jax",
+    "ceiling-soa",
+    "ceiling-vmap",
+    "adapter-single",
+    "adapter-vector",
+)
+COLUMNS: list[Column] = [
+    ("env", "<24", lambda r: r["env_id"]),
+    ("impl", "<14", lambda r: r["impl"]),
+    ("batch", ">6", lambda r: str(r["batch"])),
+    ("setup s", ">7", lambda r: optional(r["setup_s"], ".1f")),
+    ("env-steps/s", ">13", lambda r: f"{r['steps_per_s']:,.0f}"),
+    ("us/call", ">9", lambda r: f"{r['us_per_call']:,.1f}"),
+    ("x reference", ">11", lambda r: f"{r['vs_reference']:,.1f}"),
+    ("of ceiling", ">10", lambda r: optional(r["vs_ceiling"], ".0%")),
+]
 
 StepFn = Callable[
     [jax.Array, Any, jax.Array], tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array]
 ]
-Rollout = Callable[[Any, jax.Array], Any]
+BatchFns = tuple[StepFn, Callable[[jax.Array], Any]]  # a batch step and a batched reset
 
 
-@dataclasses.dataclass
-class Config:
-    """One measured configuration: ``run()`` performs ``steps`` env-steps and blocks."""
-
-    env_id: str
-    impl: str  # "reference", "sepsisim_jax", "ceiling-soa", "ceiling-vmap", "adapter-single"
-    # or "adapter-vector"
-    batch: int | None  # None for the reference's single env; num_envs for the adapter's
-    steps: int
-    run: Callable[[], object]
-    compile_s: float | None = None  # the adapter's: wall time of construction and warm-up
-    run_s: list[float] = dataclasses.field(default_factory=list)
-
-    def time_once(self) -> None:
-        start = time.perf_counter()
-        self.run()
-        self.run_s.append(time.perf_counter() - start)
-
-    @property
-    def steps_per_s(self) -> float:
-        return self.steps / min(self.run_s)
+# --- the configurations: each returns a Timed whose run() does its env-steps ----------------
 
 
-# --- the reference ---------------------------------------------------------------------------
-
-
-def prepare_reference(env_id: str, steps: int, seed: int) -> Config:
-    """A seeded, warmed-up reference env; each run is ``steps`` random-action steps."""
-    env = gymnasium.make(f"sepsisim/{env_id}", severity=SEVERITY)
+def single_env(impl: str, env_id: str, steps: int, seed: int) -> Timed:
+    """The reference (``"reference"``) or the adapter (``"adapter-single"``) as one
+    ``gymnasium.make`` env, seeded and warmed up; a run is the same loop for both."""
+    namespace = "sepsisim" if impl == "reference" else "sepsisim_jax"
+    start = time.perf_counter()
+    env = gymnasium.make(f"{namespace}/{env_id}", severity=SEVERITY)
     env.action_space.seed(seed)
     env.reset(seed=seed)
-    _reference_loop(env, REFERENCE_WARMUP_STEPS)
-    return Config(env_id, "reference", None, steps, lambda: _reference_loop(env, steps))
+    _single_loop(env, WARMUP_STEPS)
+    setup_s = time.perf_counter() - start
+    labels = {"env_id": env_id, "impl": impl, "batch": 1}
+    return Timed(labels, steps, functools.partial(_single_loop, env, steps), setup_s)
 
 
-def _reference_loop(env: gymnasium.Env, steps: int) -> None:
+def _single_loop(env: gymnasium.Env, steps: int) -> None:
     """Step with ``action_space.sample()``; reset whenever an episode ends."""
     for _ in range(steps):
         _, _, terminated, truncated, _ = env.step(env.action_space.sample())
@@ -117,34 +114,9 @@ def _reference_loop(env: gymnasium.Env, steps: int) -> None:
             env.reset()
 
 
-# --- the Gymnasium adapter -------------------------------------------------------------------
-
-
-def prepare_adapter_single(env_id: str, steps: int, seed: int) -> Config:
-    """``gymnasium.make("sepsisim_jax/<Id>")``, seeded and warmed up as the reference is.
-
-    A run is the reference's loop over the same number of steps, so the two compare the same
-    client code: ``action_space.sample()``, ``step`` through ``gymnasium.make``'s wrappers, and
-    ``reset()`` when an episode ends. The warm-up (which compiles the jitted reset and step)
-    is the ``compile s`` column.
-    """
-    start = time.perf_counter()
-    env = gymnasium.make(f"sepsisim_jax/{env_id}", severity=SEVERITY)
-    env.action_space.seed(seed)
-    env.reset(seed=seed)
-    _reference_loop(env, REFERENCE_WARMUP_STEPS)
-    setup_s = time.perf_counter() - start
-    run = functools.partial(_reference_loop, env, steps)
-    return Config(env_id, "adapter-single", 1, steps, run, setup_s)
-
-
-def prepare_adapter_vector(env_id: str, num_envs: int, seed: int) -> Config:
-    """``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")`` with ``num_envs``.
-
-    A run is a whole number of 72-step episodes' worth of ``envs.step(envs.action_space.
-    sample())`` calls, at least ``MIN_RUN_STEPS`` env-steps, each call counting ``num_envs``
-    env-steps (the vector env auto-resets, so no ``reset`` is needed).
-    """
+def vector_env(env_id: str, num_envs: int, seed: int) -> Timed:
+    """``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")``, seeded, reset and
+    warmed up; a run is a whole number of 72-call episodes, at least ``MIN_RUN_STEPS``."""
     start = time.perf_counter()
     envs = gymnasium.make_vec(
         f"sepsisim_jax/{env_id}",
@@ -157,17 +129,37 @@ def prepare_adapter_vector(env_id: str, num_envs: int, seed: int) -> Config:
     _vector_loop(envs, VECTOR_WARMUP_CALLS)
     setup_s = time.perf_counter() - start
     calls = EPISODE_STEPS * math.ceil(MIN_RUN_STEPS / (EPISODE_STEPS * num_envs))
-    run = functools.partial(_vector_loop, envs, calls)
-    return Config(env_id, "adapter-vector", num_envs, calls * num_envs, run, setup_s)
+    labels = {"env_id": env_id, "impl": "adapter-vector", "batch": num_envs}
+    return Timed(labels, calls * num_envs, functools.partial(_vector_loop, envs, calls), setup_s)
 
 
 def _vector_loop(envs: gymnasium.vector.VectorEnv, calls: int) -> None:
-    """Step every sub-env ``calls`` times with ``envs.action_space.sample()``."""
+    """Step every sub-env ``calls`` times (same-step auto-reset: no ``reset`` needed)."""
     for _ in range(calls):
         envs.step(envs.action_space.sample())
 
 
-# --- the jitted harness shared by sepsisim_jax and the ceiling -------------------------------
+def jitted_rollout(impl: str, env_id: str, fns: BatchFns, batch: int, seed: int) -> Timed:
+    """Admit ``batch`` patients, compile (timed) a 72-step rollout; a run calls it, each call
+    ended by ``block_until_ready``, until at least ``MIN_RUN_STEPS`` env-steps."""
+    step_fn, reset = fns
+    reset_key, run_key = jax.random.split(jax.random.key(seed))
+    _, state = reset(jax.random.split(reset_key, batch))
+    rollout = make_rollout(step_fn, batch, *action_bounds(env_id))
+    start = time.perf_counter()
+    compiled = jax.jit(rollout).lower(state, run_key).compile()
+    compile_s = time.perf_counter() - start
+    calls = math.ceil(MIN_RUN_STEPS / (batch * EPISODE_STEPS))
+
+    def run() -> None:
+        for _ in range(calls):
+            jax.block_until_ready(compiled(state, run_key))
+
+    labels = {"env_id": env_id, "impl": impl, "batch": batch}
+    return Timed(labels, calls * batch * EPISODE_STEPS, run, compile_s)
+
+
+# --- sepsisim_jax and the ceiling as batch steps, and their shared rollout ------------------
 
 
 def make_rollout(
@@ -177,7 +169,7 @@ def make_rollout(
     action_high: np.ndarray,
     num_steps: int = EPISODE_STEPS,
     record: bool = False,
-) -> Rollout:
+) -> Callable[[Any, jax.Array], Any]:
     """``rollout(state, key)``: ``num_steps`` batched steps with random actions in one scan.
 
     Per step: one split of the carried key, one ``uniform`` call for all actions, one
@@ -209,38 +201,7 @@ def make_rollout(
     return rollout
 
 
-def prepare_rollout(
-    env_id: str,
-    impl: str,
-    batch_fns: tuple[StepFn, Callable[[jax.Array], Any]],
-    batch: int,
-    seed: int,
-) -> Config:
-    """Admit ``batch`` patients and compile (timed) a 72-step rollout.
-
-    A run executes the rollout often enough to make at least ``MIN_RUN_STEPS`` env-steps, each
-    call ended by ``block_until_ready``, so that small batches are not timed on a millisecond.
-    """
-    step_fn, reset = batch_fns
-    reset_key, run_key = jax.random.split(jax.random.key(seed))
-    _, state = reset(jax.random.split(reset_key, batch))
-    rollout = make_rollout(step_fn, batch, *action_bounds(env_id))
-    start = time.perf_counter()
-    compiled = jax.jit(rollout).lower(state, run_key).compile()
-    compile_s = time.perf_counter() - start
-    calls = math.ceil(MIN_RUN_STEPS / (batch * EPISODE_STEPS))
-
-    def run() -> None:
-        for _ in range(calls):
-            jax.block_until_ready(compiled(state, run_key))
-
-    return Config(env_id, impl, batch, calls * batch * EPISODE_STEPS, run, compile_s)
-
-
-# --- sepsisim_jax and the ceiling as batch steps ---------------------------------------------
-
-
-def ours(env_id: str, **overrides: float) -> tuple[StepFn, Callable[[jax.Array], Any]]:
+def ours(env_id: str, **overrides: float) -> BatchFns:
     """``vmap(env.step)`` as a batch step, and a batched reset (params closed over)."""
     env, params = sepsisim_jax.make(env_id, severity=SEVERITY, **overrides)
 
@@ -253,7 +214,7 @@ def ours(env_id: str, **overrides: float) -> tuple[StepFn, Callable[[jax.Array],
     return jax.vmap(step_one), reset
 
 
-def ceiling(variant: str, **overrides: float) -> tuple[StepFn, Callable[[jax.Array], Any]]:
+def ceiling(variant: str, **overrides: float) -> BatchFns:
     """A hand-fused FluidResuscitation batch step (``"soa"`` or ``"vmap"``) and its reset."""
     constants = fused_ceiling.Constants.for_severity(SEVERITY)
     constants = dataclasses.replace(constants, **overrides)
@@ -338,275 +299,94 @@ def print_check(check: dict[str, Any]) -> None:
                 f"  (episodes ended {v['episodes_ended']}, deaths {v['deaths']})"
                 f"  {'PASS' if v['passed'] else 'FAIL'}"
             )
+    if not check["passed"]:
+        print("  the ceiling does not compute what sepsisim_jax computes: its ratios are void")
 
 
 # --- the run ---------------------------------------------------------------------------------
 
 
-def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Config]]]:
-    """Every configuration as ``(label, prepare)``: the reference envs, then each selected
-    section's (compiled or warmed up when prepared)."""
-    jobs: list[tuple[str, Callable[[], Config]]] = [
-        (
-            f"reference {env_id}",
-            functools.partial(prepare_reference, env_id, args.reference_steps, args.seed),
-        )
-        for env_id in args.envs
-    ]
+def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Timed]]]:
+    """Every configuration as ``(label, prepare)``: the reference envs, then each section's."""
+    jobs: list[tuple[str, Callable[[], Timed]]] = []
+    seed, steps = args.seed, args.reference_steps
+
+    def add(label: str, prepare: Callable[..., Timed], *arguments: Any) -> None:
+        jobs.append((label, functools.partial(prepare, *arguments)))
+
+    for e in args.envs:
+        add(f"reference {e}", single_env, "reference", e, steps, seed)
     if "core" in args.sections:
         variants = list(fused_ceiling.VARIANTS) if CEILING_ENV in args.envs else []
-        for batch in args.batches:
-            for env_id in args.envs:
-                jobs.append(
-                    (
-                        f"compile sepsisim_jax {env_id} x{batch}",
-                        functools.partial(_prepare_ours, env_id, batch, args.seed),
-                    )
-                )
-            for variant in variants:
-                jobs.append(
-                    (
-                        f"compile ceiling-{variant} x{batch}",
-                        functools.partial(_prepare_ceiling, variant, batch, args.seed),
-                    )
+        for n in args.batches:
+            for e in args.envs:
+                add(f"sepsisim_jax {e} x{n}", jitted_rollout, "sepsisim_jax", e, ours(e), n, seed)
+            for v in variants:
+                add(
+                    f"ceiling-{v} x{n}",
+                    jitted_rollout,
+                    f"ceiling-{v}",
+                    CEILING_ENV,
+                    ceiling(v),
+                    n,
+                    seed,
                 )
     if "adapter" in args.sections:
-        for env_id in args.envs:
-            jobs.append(
-                (
-                    f"warm up adapter single {env_id}",
-                    functools.partial(
-                        prepare_adapter_single, env_id, args.reference_steps, args.seed
-                    ),
-                )
-            )
-            for num_envs in args.vector_envs:
-                jobs.append(
-                    (
-                        f"warm up adapter vector {env_id} x{num_envs}",
-                        functools.partial(prepare_adapter_vector, env_id, num_envs, args.seed),
-                    )
-                )
+        for e in args.envs:
+            add(f"adapter {e}", single_env, "adapter-single", e, steps, seed)
+            for n in args.vector_envs:
+                add(f"adapter {e} x{n}", vector_env, e, n, seed)
     return jobs
 
 
-def _prepare_ours(env_id: str, batch: int, seed: int) -> Config:
-    return prepare_rollout(env_id, "sepsisim_jax", ours(env_id), batch, seed)
-
-
-def _prepare_ceiling(variant: str, batch: int, seed: int) -> Config:
-    return prepare_rollout(CEILING_ENV, f"ceiling-{variant}", ceiling(variant), batch, seed)
-
-
-def run_all(args: argparse.Namespace) -> list[Config]:
-    """Prepare everything, then ``repeats`` rounds that each run every configuration once.
-
-    Interleaving the repeats spreads each configuration's runs over the whole measurement,
-    so a slow phase of a shared machine hits all of them alike rather than one.
-    """
-    jobs = plan(args)
-    with tqdm(total=len(jobs) * (1 + args.repeats), desc="configurations", unit="cfg") as bar:
-        configs = []
-        for label, prepare in jobs:
-            bar.set_postfix_str(label)
-            configs.append(prepare())
-            bar.update()
-        for round_ in range(args.repeats):
-            for config in configs:
-                batch = "" if config.batch is None else f" x{config.batch}"
-                bar.set_postfix_str(f"round {round_ + 1} {config.impl} {config.env_id}{batch}")
-                config.time_once()
-                bar.update()
-    return configs
-
-
-def summarise(configs: list[Config]) -> list[dict[str, Any]]:
-    """One row per core configuration (and reference) with its ratios to the reference and to
-    the ceiling."""
-    configs = [c for c in configs if not c.impl.startswith("adapter")]
-    reference = {c.env_id: c.steps_per_s for c in configs if c.impl == "reference"}
+def summarise(timed: list[Timed], ceiling_valid: bool) -> list[dict[str, Any]]:
+    """One row per configuration, in table order, with its ratios to the reference (same
+    environment) and, for sepsisim_jax on ``CEILING_ENV``, to the ceiling (same batch)."""
+    rows = sorted(
+        (t.row() for t in timed),
+        key=lambda r: (IMPLS.index(r["impl"]), sepsisim_jax.ENV_IDS.index(r["env_id"]), r["batch"]),
+    )
+    reference = {r["env_id"]: r["steps_per_s"] for r in rows if r["impl"] == "reference"}
     ceilings: dict[int, float] = {}
-    for c in configs:
-        if c.impl.startswith("ceiling") and c.batch is not None:
-            ceilings[c.batch] = max(ceilings.get(c.batch, 0.0), c.steps_per_s)
-    rows = []
-    for c in sorted(configs, key=_table_order):
-        vs_ceiling = None
-        if c.impl == "sepsisim_jax" and c.env_id == CEILING_ENV and c.batch in ceilings:
-            vs_ceiling = c.steps_per_s / ceilings[c.batch]
-        rows.append(
-            {
-                "env_id": c.env_id,
-                "impl": c.impl,
-                "batch": c.batch,
-                "steps_per_repeat": c.steps,
-                "compile_s": c.compile_s,
-                "run_s": c.run_s,
-                "steps_per_s": c.steps_per_s,
-                "vs_reference": c.steps_per_s / reference[c.env_id],
-                "vs_ceiling": vs_ceiling,
-            }
-        )
+    for r in rows:
+        if r["impl"].startswith("ceiling"):
+            ceilings[r["batch"]] = max(ceilings.get(r["batch"], 0.0), r["steps_per_s"])
+    for r in rows:
+        r["us_per_call"] = 1e6 * r["batch"] / r["steps_per_s"]
+        r["vs_reference"] = r["steps_per_s"] / reference[r["env_id"]]
+        ours_on_ceiling = r["impl"] == "sepsisim_jax" and r["env_id"] == CEILING_ENV
+        ratio = ours_on_ceiling and ceiling_valid and r["batch"] in ceilings
+        r["vs_ceiling"] = r["steps_per_s"] / ceilings[r["batch"]] if ratio else None
     return rows
 
 
-def _table_order(c: Config) -> tuple[int, str, int, int]:
-    """Reference rows, then sepsisim_jax by environment and batch, then the ceilings."""
-    group = {"reference": 0, "sepsisim_jax": 1}.get(c.impl, 2)
-    return group, c.impl, sepsisim_jax.ENV_IDS.index(c.env_id), c.batch or 0
+def targets(rows: list[dict[str, Any]], sections: Sequence[str]) -> list[Target]:
+    """The targets of the sections run; the worst environment measured decides."""
 
+    def pick(impl: str, batch: int, key: str) -> dict[str, float]:
+        return {
+            r["env_id"]: r[key]
+            for r in rows
+            if r["impl"] == impl and r["batch"] == batch and r[key] is not None
+        }
 
-def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The two targets, evaluated on FluidResuscitation at batch 65,536 if it was measured."""
-    match = [
-        r
-        for r in rows
-        if r["env_id"] == CEILING_ENV and r["impl"] == "sepsisim_jax" and r["batch"] == TARGET_BATCH
-    ]
-    if not match:
-        return {"batch": TARGET_BATCH, "evaluated": False}
-    row = match[0]
-    out: dict[str, Any] = {"batch": TARGET_BATCH, "evaluated": True}
-    out["vs_reference"] = _target(row["vs_reference"], TARGET_VS_REFERENCE)
-    out["vs_ceiling"] = _target(row["vs_ceiling"], TARGET_VS_CEILING)
+    out = []
+    if "core" in sections:
+        on = f"{CEILING_ENV}, batch {TARGET_BATCH:,}"
+        ratios = pick("sepsisim_jax", TARGET_BATCH, "vs_reference")
+        ratios = {k: v for k, v in ratios.items() if k == CEILING_ENV}
+        of_ceiling = pick("sepsisim_jax", TARGET_BATCH, "vs_ceiling")  # CEILING_ENV only
+        out.append(Target("vs_reference", f"vs reference ({on})", ratios, 2000.0, ",.0f", "x"))
+        out.append(Target("vs_ceiling", f"of ceiling ({on})", of_ceiling, 0.5, ".0%"))
+    if "adapter" in sections:
+        single = pick("adapter-single", 1, "vs_reference")
+        vector = pick("adapter-vector", TARGET_VECTOR_ENVS, "steps_per_s")
+        text = f"vector env at {TARGET_VECTOR_ENVS:,} envs, env-steps/s"
+        out.append(
+            Target("single_vs_reference", "single env vs reference", single, 3.0, ".1f", "x")
+        )
+        out.append(Target("vector_steps_per_s", text, vector, 1_000_000.0, ",.0f"))
     return out
-
-
-def _target(value: float | None, target: float) -> dict[str, Any]:
-    return {"value": value, "target": target, "met": value is not None and value >= target}
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    return text_table(
-        rows,
-        [
-            ("env", "<24", lambda r: r["env_id"]),
-            ("impl", "<13", lambda r: r["impl"]),
-            ("batch", ">6", lambda r: optional(r["batch"], "d")),
-            ("compile s", ">9", lambda r: optional(r["compile_s"], ".1f")),
-            ("env-steps/s", ">13", lambda r: f"{r['steps_per_s']:,.0f}"),
-            ("x reference", ">11", lambda r: f"{r['vs_reference']:,.1f}"),
-            ("of ceiling", ">10", lambda r: optional(r["vs_ceiling"], ".0%")),
-        ],
-    )
-
-
-def print_verdicts(v: dict[str, Any]) -> None:
-    if not v["evaluated"]:
-        print(f"Targets not evaluated: {CEILING_ENV} at batch {TARGET_BATCH:,} was not measured.")
-        return
-    ref, ceil = v["vs_reference"], v["vs_ceiling"]
-    print(f"Targets ({CEILING_ENV}, batch {TARGET_BATCH:,}, ratios measured in this run):")
-    print(
-        f"  vs reference: {ref['value']:,.0f}x (target >= {ref['target']:,.0f}x)"
-        f" -> {verdict(ref['met'])}"
-    )
-    if ceil["value"] is None:
-        print("  vs ceiling:   not measured")
-    else:
-        print(
-            f"  vs ceiling:   {100 * ceil['value']:.0f}% (target >= {100 * ceil['target']:.0f}%)"
-            f" -> {verdict(ceil['met'])}"
-        )
-
-
-def summarise_adapter(configs: list[Config]) -> list[dict[str, Any]]:
-    """One row per reference and adapter configuration, with its ratio to the reference."""
-    reference = {c.env_id: c.steps_per_s for c in configs if c.impl == "reference"}
-    order = {"reference": 0, "adapter-single": 1, "adapter-vector": 2}
-    rows = []
-    for c in sorted(
-        (c for c in configs if c.impl in order),
-        key=lambda c: (sepsisim_jax.ENV_IDS.index(c.env_id), order[c.impl], c.batch or 0),
-    ):
-        num_envs = c.batch or 1
-        rows.append(
-            {
-                "env_id": c.env_id,
-                "impl": c.impl,
-                "num_envs": num_envs,
-                "steps_per_repeat": c.steps,
-                "setup_s": c.compile_s,
-                "run_s": c.run_s,
-                "steps_per_s": c.steps_per_s,
-                "us_per_call": 1e6 * num_envs / c.steps_per_s,
-                "vs_reference": c.steps_per_s / reference[c.env_id],
-            }
-        )
-    return rows
-
-
-def adapter_verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The adapter's two targets; each is met only if met by every environment measured."""
-    single = {r["env_id"]: r["vs_reference"] for r in rows if r["impl"] == "adapter-single"}
-    vector = {
-        r["env_id"]: r["steps_per_s"]
-        for r in rows
-        if r["impl"] == "adapter-vector" and r["num_envs"] == TARGET_VECTOR_ENVS
-    }
-    return {
-        "single_vs_reference": _worst(single, TARGET_SINGLE_VS_REFERENCE),
-        "vector_steps_per_s": {"num_envs": TARGET_VECTOR_ENVS}
-        | _worst(vector, TARGET_VECTOR_STEPS_PER_S),
-    }
-
-
-def _worst(by_env: dict[str, float], target: float) -> dict[str, Any]:
-    """The target evaluated on the worst environment (not evaluated without any)."""
-    value = min(by_env.values()) if by_env else None
-    return {"evaluated": bool(by_env), "by_env": by_env} | _target(value, target)
-
-
-def format_adapter_table(rows: list[dict[str, Any]]) -> str:
-    return text_table(
-        rows,
-        [
-            ("env", "<24", lambda r: r["env_id"]),
-            ("impl", "<14", lambda r: r["impl"]),
-            ("envs", ">5", lambda r: str(r["num_envs"])),
-            ("setup s", ">7", lambda r: optional(r["setup_s"], ".1f")),
-            ("env-steps/s", ">13", lambda r: f"{r['steps_per_s']:,.0f}"),
-            ("us/call", ">9", lambda r: f"{r['us_per_call']:,.1f}"),
-            ("x reference", ">11", lambda r: f"{r['vs_reference']:,.1f}"),
-        ],
-    )
-
-
-def print_adapter_verdicts(v: dict[str, Any]) -> None:
-    single, vector = v["single_vs_reference"], v["vector_steps_per_s"]
-    print("Adapter targets (worst environment counts; ratios measured in this run):")
-    if single["evaluated"]:
-        detail = ", ".join(f"{k} {x:.1f}x" for k, x in single["by_env"].items())
-        print(
-            f"  single env vs reference: {single['value']:.1f}x ({detail})"
-            f" (target >= {single['target']:.0f}x) -> {verdict(single['met'])}"
-        )
-    else:
-        print("  single env vs reference: not measured")
-    if vector["evaluated"]:
-        detail = ", ".join(f"{k} {x:,.0f}" for k, x in vector["by_env"].items())
-        print(
-            f"  vector env at {vector['num_envs']:,} envs: {vector['value']:,.0f} env-steps/s"
-            f" ({detail}) (target >= {vector['target']:,.0f})"
-            f" -> {verdict(vector['met'])}"
-        )
-    else:
-        print(f"  vector env at {vector['num_envs']:,} envs: not measured")
-
-
-def environment_info(args: argparse.Namespace) -> dict[str, Any]:
-    """The machine and the settings of this run."""
-    return machine_info() | {
-        "severity": SEVERITY,
-        "episode_steps": EPISODE_STEPS,
-        "sections": list(args.sections),
-        "repeats": args.repeats,
-        "reference_steps": args.reference_steps,
-        "batches": list(args.batches),
-        "vector_envs": list(args.vector_envs),
-        "envs": list(args.envs),
-        "seed": args.seed,
-    }
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -619,24 +399,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="what to measure besides the reference: core (jitted rollouts and the ceiling), "
         "adapter (Gymnasium single and vector envs)",
     )
-    parser.add_argument("--envs", nargs="+", choices=sepsisim_jax.ENV_IDS, default=None)
-    parser.add_argument("--batches", nargs="+", type=int, default=None)
-    parser.add_argument(
-        "--vector-envs", nargs="+", type=int, default=None, help="num_envs of the vector env"
-    )
-    parser.add_argument(
-        "--repeats",
-        type=int,
-        default=3,
-        help="timed rounds over all configurations; the best run counts",
-    )
-    parser.add_argument(
-        "--reference-steps",
-        type=int,
-        default=None,
-        help="steps per timed run of a single env (the reference and the adapter's)",
-    )
-    parser.add_argument("--out", type=Path, default=None, help="JSON results file")
+    parser.add_argument("--envs", nargs="+", choices=sepsisim_jax.ENV_IDS)
+    parser.add_argument("--batches", nargs="+", type=int, help="core: batch sizes")
+    parser.add_argument("--vector-envs", nargs="+", type=int, help="adapter: num_envs")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds; the best run counts")
+    parser.add_argument("--reference-steps", type=int, help="steps per timed single-env run")
+    parser.add_argument("--out", type=Path, help="JSON results file")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--quick",
@@ -646,14 +414,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.sections = [s for s in SECTIONS if s in args.sections]
     args.envs = args.envs or list(sepsisim_jax.ENV_IDS)
-    args.batches = args.batches or list(QUICK_BATCHES if args.quick else DEFAULT_BATCHES)
-    args.vector_envs = args.vector_envs or list(
-        QUICK_VECTOR_ENVS if args.quick else DEFAULT_VECTOR_ENVS
-    )
-    if args.reference_steps is None:
-        args.reference_steps = QUICK_REFERENCE_STEPS if args.quick else DEFAULT_REFERENCE_STEPS
-    if args.out is None:
-        args.out = RESULTS_DIR / default_out_name(args.sections, args.quick)
+    for name, value in (QUICK if args.quick else DEFAULTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.out = args.out or RESULTS_DIR / default_out_name(args.sections, args.quick)
     if args.repeats < 1 or args.reference_steps < 1 or min(args.batches + args.vector_envs) < 1:
         parser.error("--repeats, --reference-steps, --batches and --vector-envs must be positive")
     return args
@@ -669,37 +433,16 @@ def default_out_name(sections: Sequence[str], quick: bool) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", module="gymnasium")  # the env checker's precision notes
-    core = "core" in args.sections
     check = None
-    if core and CEILING_ENV in args.envs:
+    if "core" in args.sections and CEILING_ENV in args.envs:
         check = check_ceiling(args.seed)
         print_check(check)
-        if not check["passed"]:
-            print("  the ceiling does not compute what sepsisim_jax computes: its ratios are void")
-    configs = run_all(args)
-    results: dict[str, Any] = {
-        "environment": environment_info(args),
-        "ceiling_check": check,
-        "rows": [],
-        "targets": None,
-        "adapter": None,
-    }
-    if core:
-        rows = summarise(configs)
-        if check is not None and not check["passed"]:
-            for row in rows:
-                row["vs_ceiling"] = None
-        print(format_table(rows))
-        target = verdicts(rows)
-        print_verdicts(target)
-        results["rows"], results["targets"] = rows, target
-    if "adapter" in args.sections:
-        rows = summarise_adapter(configs)
-        print(format_adapter_table(rows))
-        target = adapter_verdicts(rows)
-        print_adapter_verdicts(target)
-        results["adapter"] = {"rows": rows, "targets": target}
-    write_results(args.out, results)
+    timed = time_interleaved(plan(args), args.repeats)
+    rows = summarise(timed, ceiling_valid=check is None or check["passed"])
+    recorded = ("sections", "repeats", "reference_steps", "batches", "vector_envs", "envs", "seed")
+    settings = {"severity": SEVERITY, "episode_steps": EPISODE_STEPS}
+    settings |= {name: getattr(args, name) for name in recorded}
+    report(args.out, settings, rows, COLUMNS, targets(rows, args.sections), ceiling_check=check)
 
 
 if __name__ == "__main__":

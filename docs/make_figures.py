@@ -1,6 +1,6 @@
 """Regenerate the README's figures: ``python docs/make_figures.py`` (about a minute on a CPU).
 
-Writes ``trajectory.png`` (one patient under the clinical heuristic) and ``cohort.png``
+Writes ``trajectory.png`` (one medium patient under the clinical heuristic) and ``cohort.png``
 (random vs heuristic over a cohort of hard patients) of SepsisManagement-v0 to ``--out``.
 """
 
@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 import jax
-import numpy as np
+from matplotlib.figure import Figure
 
 import sepsisim_jax
 from sepsisim_jax import plotting
@@ -18,8 +18,23 @@ from sepsisim_jax.policies import POLICIES, heuristic_policy
 from sepsisim_jax.rollout import clinical_course
 
 ENV_ID = "SepsisManagement-v0"
-FIGURES = ("trajectory.png", "cohort.png")
 DPI = 80
+
+
+def figures(patients: int, seed: int = 0) -> dict[str, Figure]:
+    """The README's figures by file name, from the patients of ``jax.random.key(seed)``."""
+    key = jax.random.key(seed)
+    env, params = sepsisim_jax.make(ENV_ID, severity="medium")
+    course = clinical_course(env, params, heuristic_policy(env), key, n_patients=1)
+    trajectory = plotting.patient_trajectory(course, 0, title=f"{ENV_ID}, medium, heuristic")
+
+    env, params = sepsisim_jax.make(ENV_ID, severity="hard")
+    courses = {
+        name: clinical_course(env, params, make(env), key, patients)
+        for name, make in POLICIES.items()
+    }
+    cohort = plotting.cohort(courses, title=f"{ENV_ID}, hard, {patients:,} patients each")
+    return {"trajectory.png": trajectory, "cohort.png": cohort}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,22 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.patients < 1:
         parser.error(f"--patients must be >= 1, got {args.patients}")
     args.out.mkdir(parents=True, exist_ok=True)
-    key = jax.random.key(args.seed)
-
-    env, params = sepsisim_jax.make(ENV_ID, severity="medium")
-    course = clinical_course(env, params, heuristic_policy(env), key, n_patients=1)
-    figure = plotting.patient_trajectory(course, 0, title=f"{ENV_ID}, medium, heuristic")
-    figure.savefig(args.out / FIGURES[0], dpi=DPI)
-
-    env, params = sepsisim_jax.make(ENV_ID, severity="hard")
-    courses = {
-        name: clinical_course(env, params, make(env), key, args.patients)
-        for name, make in POLICIES.items()
-    }
-    figure = plotting.cohort(courses, title=f"{ENV_ID}, hard, {args.patients:,} patients each")
-    figure.savefig(args.out / FIGURES[1], dpi=DPI)
-    survival = {name: 1.0 - float(np.mean(c.died)) for name, c in courses.items()}
-    print(f"wrote {', '.join(str(args.out / f) for f in FIGURES)}; survival {survival}")
+    for name, figure in figures(args.patients, args.seed).items():
+        figure.savefig(args.out / name, dpi=DPI)
+        print(f"wrote {args.out / name}")
     return 0
 
 

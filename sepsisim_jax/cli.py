@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import jax
 from tqdm import tqdm
@@ -19,12 +20,12 @@ from sepsisim_jax.rollout import rollout_episodes, summarize
 from sepsisim_jax.text_table import text_table
 from sepsisim_jax.training import (
     CheckpointError,
+    PPOPolicy,
+    compare_policies,
+    comparison_table,
     default_config,
-    evaluate,
-    evaluate_seeds,
     held_out_key,
     load_checkpoint,
-    ppo_policy,
     save_checkpoint,
     train_ppo,
 )
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", type=Path, required=True, help="directory or file")
     evaluate.add_argument("--eval-patients", type=_positive_int, default=1000)
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     return parser
 
 
@@ -110,10 +112,6 @@ def run_rollouts(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def _return_cell(row: dict) -> str:
-    return f"{row['mean_return']:.1f} ± {row['sd_return']:.1f}"
-
-
 def format_table(rows: list[dict]) -> str:
     """Rollout results: outcome and throughput per environment and policy."""
     return text_table(
@@ -121,7 +119,11 @@ def format_table(rows: list[dict]) -> str:
         [
             ("environment", "<24", lambda r: r["env"]),
             ("policy", "<10", lambda r: r["policy"]),
-            ("return (mean ± sd)", ">20", _return_cell),
+            (
+                "return (mean ± sd)",
+                ">20",
+                lambda r: f"{r['mean_return']:.1f} ± {r['sd_return']:.1f}",
+            ),
             ("survival", ">9", lambda r: f"{r['survival']:.3f}"),
             ("length", ">7", lambda r: f"{r['mean_length']:.1f}"),
             ("env-steps/s", ">12", lambda r: f"{r['env_steps_per_s']:,.0f}"),
@@ -129,28 +131,14 @@ def format_table(rows: list[dict]) -> str:
     )
 
 
-def _baseline_rows(env_id: str, severity: str, key: jax.Array, n_patients: int) -> list[dict]:
-    env, params = make(env_id, severity=severity)
-    return [
-        {"policy": name, **evaluate(factory(env), env, params, key, n_patients)}
-        for name, factory in POLICIES.items()
-    ]
-
-
-def format_comparison(rows: list[dict]) -> str:
-    """Evaluation results: outcome and final physiology per policy."""
-    return text_table(
-        rows,
-        [
-            ("policy", "<18", lambda r: r["policy"]),
-            ("return (mean ± sd)", ">20", _return_cell),
-            ("survival", ">9", lambda r: f"{r['survival']:.3f}"),
-            ("length", ">7", lambda r: f"{r['mean_length']:.1f}"),
-            ("final MAP", ">10", lambda r: f"{r['final_map']:.1f}"),
-            ("lactate", ">8", lambda r: f"{r['final_lactate']:.2f}"),
-            ("SOFA", ">6", lambda r: f"{r['final_sofa']:.2f}"),
-        ],
-    )
+def held_out_comparison(
+    ppo: dict[str, PPOPolicy], seed: int, n_patients: int
+) -> list[dict[str, Any]]:
+    """The PPO policies, then the baselines, on the held-out patients of ``seed``."""
+    config = next(iter(ppo.values())).config
+    env, params = make(config.env_id, severity=config.severity)
+    baselines = {name: factory(env) for name, factory in POLICIES.items()}
+    return compare_policies(env, params, ppo | baselines, held_out_key(seed), n_patients)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -163,17 +151,14 @@ def run_train(args: argparse.Namespace) -> int:
         raise SystemExit(f"sepsisim-jax train: error: {error}") from error
     result = train_ppo(config, n_seeds=args.seeds, seed=args.seed)
     best = result.best_seed()
-    net_params, obs_stats = result.seed_params(best)
-    checkpoint = save_checkpoint(args.out, config, net_params, obs_stats)
+    checkpoint = save_checkpoint(args.out, result.policy)
+    ppo = {
+        f"PPO seed {i}" + (" (saved)" if i == best else ""): policy
+        for i, policy in enumerate(result.policies)
+    }
+    rows = held_out_comparison(ppo, args.seed, args.eval_patients)
 
-    key = held_out_key(args.seed)
-    ppo_rows = evaluate_seeds(result, key, args.eval_patients)
-    rows = [
-        {"policy": f"PPO seed {i}" + (" (saved)" if i == best else ""), **row}
-        for i, row in enumerate(ppo_rows)
-    ] + _baseline_rows(args.env, args.severity, key, args.eval_patients)
-
-    baselines = {row["policy"]: row["mean_return"] for row in rows[-len(POLICIES) :]}
+    baselines = {row["policy"]: row["mean_return"] for row in rows[len(ppo) :]}
     figure = learning_curve(
         result.env_steps,
         result.metrics["episode_return"],
@@ -200,24 +185,28 @@ def run_train(args: argparse.Namespace) -> int:
         f"{result.train_seconds:.1f} s (+ {result.compile_seconds:.1f} s compile)"
     )
     print(f"held-out evaluation, {args.eval_patients:,} patients ({args.env}, {args.severity}):")
-    print(format_comparison(rows))
+    print(comparison_table(rows))
     print(f"wrote {checkpoint}, {args.out / 'metrics.json'}, {args.out / 'learning_curve.png'}")
     return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     try:
-        config, network, net_params, obs_stats = load_checkpoint(args.checkpoint)
+        policy = load_checkpoint(args.checkpoint)
     except CheckpointError as error:
         raise SystemExit(f"sepsisim-jax evaluate: error: {error}") from error
-    env, params = make(config.env_id, severity=config.severity)
-    key = held_out_key(args.seed)
-    policy = ppo_policy(network, net_params, obs_stats, env)
-    rows = [{"policy": "PPO", **evaluate(policy, env, params, key, args.eval_patients)}]
-    rows += _baseline_rows(config.env_id, config.severity, key, args.eval_patients)
+    rows = held_out_comparison({"PPO": policy}, args.seed, args.eval_patients)
+    config = policy.config
     print(f"{config.env_id}, {config.severity}, {args.eval_patients:,} held-out patients:")
-    print(format_comparison(rows))
+    print(comparison_table(rows))
+    if args.json:
+        _write_json(args.json, rows)
     return 0
+
+
+def _write_json(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=2))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -231,6 +220,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(rows))
     print("env-steps/s: patients x 72 steps / wall time of the compiled rollout (one run).")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
+        _write_json(args.json, rows)
     return 0

@@ -1,4 +1,4 @@
-"""The command line: a small cohort end to end, and clear errors for bad arguments."""
+"""The command line: its tables hold the library's numbers, and bad arguments fail clearly."""
 
 from __future__ import annotations
 
@@ -6,20 +6,79 @@ import json
 import subprocess
 import sys
 
+import jax
 import pytest
 
+import sepsisim_jax
 from sepsisim_jax.cli import main
+from sepsisim_jax.policies import POLICIES
+from sepsisim_jax.rollout import rollout_episodes, summarize
+from sepsisim_jax.training import PPOConfig, evaluate, held_out_key, load_checkpoint
+
+ENV_ID = "SepsisManagement-v0"
+PATIENTS = 32
 
 
-def test_rollout_prints_a_table_and_writes_json(tmp_path, capsys):
+def test_rollout_rows_are_the_rollout_episodes_results_for_the_same_key(tmp_path, capsys):
     out = tmp_path / "rollout.json"
-    code = main(["rollout", "--patients", "32", "--env", "SepsisManagement-v0", "--json", str(out)])
-    assert code == 0
+    args = ["rollout", "--patients", str(PATIENTS), "--env", ENV_ID, "--seed", "3"]
+    assert main([*args, "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "SepsisManagement-v0" in printed and "heuristic" in printed and "random" in printed
     rows = json.loads(out.read_text())
-    assert [row["policy"] for row in rows] == ["random", "heuristic"]
-    assert rows[1]["survival"] == 1.0 and rows[0]["env_steps_per_s"] > 0
+    assert [row["policy"] for row in rows] == list(POLICIES)
+    env, params = sepsisim_jax.make(ENV_ID, severity="medium")
+    for row in rows:
+        policy = POLICIES[row["policy"]](env)
+        stats = summarize(rollout_episodes(env, params, policy, jax.random.key(3), PATIENTS, 72))
+        assert {k: row[k] for k in stats} == stats
+        assert row["env"] == ENV_ID and row["patients"] == PATIENTS
+        cell = f"{stats['mean_return']:.1f} ± {stats['sd_return']:.1f}"
+        assert any(row["policy"] in line and cell in line for line in printed.splitlines())
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """``sepsisim-jax train``: two seeds, two updates each, on a few patients."""
+    out = tmp_path_factory.mktemp("run")
+    args = ["train", "--env", ENV_ID, "--timesteps", str(2 * 8 * 72), "--num-envs", "8"]
+    assert main([*args, "--seeds", "2", "--eval-patients", str(PATIENTS), "--out", str(out)]) == 0
+    return out
+
+
+def test_train_saves_the_best_seed_and_evaluates_it_with_the_baselines(trained_run):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert (trained_run / "learning_curve.png").stat().st_size > 0
+    rows = metrics["evaluation"]["rows"]
+    best = metrics["saved_seed"]
+    names = ["PPO seed 0", "PPO seed 1", *POLICIES]
+    names[best] += " (saved)"
+    assert [row["policy"] for row in rows] == names
+    policy = load_checkpoint(trained_run)
+    assert policy.config == PPOConfig.from_dict(metrics["config"])
+    env, params = sepsisim_jax.make(ENV_ID, severity="medium")
+    saved = evaluate(policy, env, params, held_out_key(0), PATIENTS)
+    assert rows[best] == {"policy": names[best], **saved}
+    heuristic = evaluate(POLICIES["heuristic"](env), env, params, held_out_key(0), PATIENTS)
+    assert rows[-1] == {"policy": "heuristic", **heuristic}
+
+
+def test_evaluate_on_the_checkpoint_reproduces_the_saved_policys_return(trained_run, tmp_path):
+    out = tmp_path / "evaluate.json"
+    args = ["evaluate", "--checkpoint", str(trained_run), "--eval-patients", str(PATIENTS)]
+    assert main([*args, "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    trained = metrics["evaluation"]["rows"]
+    assert [row["policy"] for row in rows] == ["PPO", *POLICIES]
+    assert rows[0] | {"policy": None} == trained[metrics["saved_seed"]] | {"policy": None}
+    assert rows[1:] == trained[2:]  # the same held-out patients for the baselines
+
+
+def test_a_missing_checkpoint_or_an_invalid_config_exits_with_the_reason(tmp_path):
+    with pytest.raises(SystemExit, match="sepsisim-jax evaluate: error: no checkpoint"):
+        main(["evaluate", "--checkpoint", str(tmp_path / "nothing")])
+    with pytest.raises(SystemExit, match=r"sepsisim-jax train: error: .* less than one update"):
+        main(["train", "--timesteps", "10", "--out", str(tmp_path)])
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from pathlib import Path
 
@@ -14,13 +16,20 @@ def _python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
 
 
-def test_quick_start_runs():
-    # The stable-baselines3 example needs the sb3 extra; tests/test_sb3.py runs it.
+def test_quick_start_runs_and_prints_what_it_says():
+    """Every example runs; a line commented ``# prints: X`` must print X."""
+    # The stable-baselines3 examples need the sb3 extra; tests/test_sb3.py runs them.
     blocks = [b for b in _python_blocks() if "ValueError" not in b and "stable_baselines3" not in b]
-    assert len(blocks) >= 2
     namespace: dict = {}
-    exec(compile("\n".join(blocks), str(README), "exec"), namespace)
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        exec(compile("\n".join(blocks), str(README), "exec"), namespace)
     assert namespace["returns"].shape == (10_000,)
+    expected = re.findall(r"# prints: (.+)$", "\n".join(blocks), re.M)
+    assert expected, "no example states its output"
+    printed = output.getvalue().splitlines()
+    for line in expected:
+        assert line.strip() in printed, (line, printed)
 
 
 def test_parameter_example_raises_as_shown():

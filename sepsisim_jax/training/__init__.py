@@ -1,32 +1,29 @@
-"""PPO on the vectorized environments: config, network, jitted trainer, evaluation, checkpoints."""
+"""PPO on the vectorized environments: config, network, jitted trainer, policy, evaluation,
+checkpoints."""
 
 from sepsisim_jax.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from sepsisim_jax.training.config import PPOConfig, default_config
-from sepsisim_jax.training.evaluate import evaluate, ppo_policy
+from sepsisim_jax.training.evaluate import compare_policies, comparison_table, evaluate
+from sepsisim_jax.training.policy import PPOPolicy
 from sepsisim_jax.training.ppo import RunnerState, Trainer, UpdateMetrics, make_train
-from sepsisim_jax.training.run import (
-    TrainingResult,
-    evaluate_seeds,
-    held_out_key,
-    init_seeds,
-    train_ppo,
-)
+from sepsisim_jax.training.run import TrainingResult, held_out_key, init_seeds, train_ppo
 
 __all__ = [
     "CheckpointError",
     "PPOConfig",
+    "PPOPolicy",
     "RunnerState",
     "Trainer",
     "TrainingResult",
     "UpdateMetrics",
+    "compare_policies",
+    "comparison_table",
     "default_config",
     "evaluate",
-    "evaluate_seeds",
     "held_out_key",
     "init_seeds",
     "load_checkpoint",
     "make_train",
-    "ppo_policy",
     "save_checkpoint",
     "train_ppo",
 ]

@@ -1,4 +1,4 @@
-"""Save and load a trained PPO policy with its config, normalisation statistics and version.
+"""Save and load a :class:`PPOPolicy` with its config, normalisation statistics and version.
 
 One file, ``policy.msgpack`` (flax serialization), holding the network parameters, the
 observation statistics, the :class:`PPOConfig` as a dict and the library version. Loading
@@ -15,9 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from sepsisim_jax.envs.registration import env_class
 from sepsisim_jax.training.config import PPOConfig
-from sepsisim_jax.training.networks import ActorCritic
 from sepsisim_jax.training.normalization import RunningStats
+from sepsisim_jax.training.policy import PPOPolicy, actor_critic
 
 CHECKPOINT_FILE = "policy.msgpack"
 FORMAT = "sepsisim_jax.ppo/1"
@@ -27,13 +28,8 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable or does not match this library."""
 
 
-def save_checkpoint(
-    directory: Path | str,
-    config: PPOConfig,
-    net_params: Any,
-    obs_stats: RunningStats,
-) -> Path:
-    """Write the policy of one seed to ``directory/policy.msgpack`` and return the path."""
+def save_checkpoint(directory: Path | str, policy: PPOPolicy) -> Path:
+    """Write ``policy`` to ``directory/policy.msgpack`` and return the path."""
     from sepsisim_jax import __version__
 
     path = Path(directory) / CHECKPOINT_FILE
@@ -41,16 +37,16 @@ def save_checkpoint(
     payload = {
         "format": FORMAT,
         "version": __version__,
-        "config": _encode(config.to_dict()),
-        "net_params": jax.tree.map(np.asarray, serialization.to_state_dict(net_params)),
-        "obs_stats": jax.tree.map(np.asarray, serialization.to_state_dict(obs_stats)),
+        "config": _encode(policy.config.to_dict()),
+        "net_params": jax.tree.map(np.asarray, serialization.to_state_dict(policy.net_params)),
+        "obs_stats": jax.tree.map(np.asarray, serialization.to_state_dict(policy.obs_stats)),
     }
     path.write_bytes(serialization.msgpack_serialize(payload))
     return path
 
 
-def load_checkpoint(directory: Path | str) -> tuple[PPOConfig, ActorCritic, Any, RunningStats]:
-    """Read ``directory/policy.msgpack``: ``config, network, net_params, obs_stats``."""
+def load_checkpoint(directory: Path | str) -> PPOPolicy:
+    """Read ``directory/policy.msgpack`` (or that file itself) back into the saved policy."""
     from sepsisim_jax import __version__
 
     path = Path(directory)
@@ -70,16 +66,18 @@ def load_checkpoint(directory: Path | str) -> tuple[PPOConfig, ActorCritic, Any,
         )
     try:
         config = PPOConfig.from_dict(_decode(payload["config"]))
-        network = ActorCritic(_action_dim(config), config.hidden_sizes, config.log_std_init)
-        template = network.init(jax.random.key(0), jnp.zeros((1, _obs_dim(config))))
+        obs_dim = len(env_class(config.env_id).observation_names)
+        template = actor_critic(config).init(jax.random.key(0), jnp.zeros((1, obs_dim)))
         net_params = serialization.from_state_dict(template, payload["net_params"])
         _check_shapes(template, net_params, path)
         obs_stats = serialization.from_state_dict(
-            RunningStats.create(_obs_dim(config)), payload["obs_stats"]
+            RunningStats.create(obs_dim), payload["obs_stats"]
         )
     except (KeyError, ValueError, TypeError) as error:
         raise CheckpointError(f"{path} does not match this library's policy: {error}") from error
-    return config, network, jax.tree.map(jnp.asarray, net_params), obs_stats
+    return PPOPolicy.create(
+        config, jax.tree.map(jnp.asarray, net_params), jax.tree.map(jnp.asarray, obs_stats)
+    )
 
 
 def _check_shapes(template: Any, loaded: Any, path: Path) -> None:
@@ -87,20 +85,6 @@ def _check_shapes(template: Any, loaded: Any, path: Path) -> None:
     found = jax.tree.map(np.shape, loaded)
     if expected != found:
         raise CheckpointError(f"{path}: parameter shapes {found} differ from {expected}")
-
-
-def _env_class(config: PPOConfig):
-    from sepsisim_jax.envs.registration import env_class
-
-    return env_class(config.env_id)
-
-
-def _action_dim(config: PPOConfig) -> int:
-    return len(_env_class(config).action_low)
-
-
-def _obs_dim(config: PPOConfig) -> int:
-    return len(_env_class(config).observation_names)
 
 
 def _encode(values: dict[str, Any]) -> dict[str, Any]:

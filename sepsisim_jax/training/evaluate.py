@@ -1,17 +1,18 @@
-"""Evaluate a policy on held-out patients: one vmapped batch of full episodes."""
+"""Score policies on held-out patients: one vmapped batch of full episodes per policy."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from sepsisim_jax.envs.base import SepsisEnv
 from sepsisim_jax.policies import Policy
-from sepsisim_jax.rollout import rollout_episodes, summarize
-from sepsisim_jax.training.networks import ActorCritic, to_env_action
-from sepsisim_jax.training.normalization import RunningStats
+from sepsisim_jax.rollout import EpisodeStats, rollout_episodes, summarize
+from sepsisim_jax.text_table import text_table
+from sepsisim_jax.training.policy import PPOPolicy
 
 
 def evaluate(
@@ -20,20 +21,54 @@ def evaluate(
     """Mean and sd of return, survival rate, mean episode length, mean final MAP, lactate, SOFA.
 
     Each patient runs one episode (until death or the 72-step cut); works for any
-    ``policy(key, obs, params) -> action``, the baselines included.
+    ``policy(key, obs, params) -> action``, the baselines and :class:`PPOPolicy` alike.
     """
     n_steps = int(params.max_steps_in_episode)
-    return summarize(rollout_episodes(env, params, policy, key, n_patients, n_steps))
+    if isinstance(policy, PPOPolicy):
+        stats = _ppo_episodes(env, params, policy, key, n_patients, n_steps)
+    else:
+        stats = rollout_episodes(env, params, policy, key, n_patients, n_steps)
+    return summarize(stats)
 
 
-def ppo_policy(
-    network: ActorCritic, net_params: Any, obs_stats: RunningStats, env: SepsisEnv
-) -> Policy:
-    """The deterministic PPO policy: the Gaussian mean, mapped onto the action bounds."""
+@partial(jax.jit, static_argnames=("env", "n_patients", "n_steps"))
+def _ppo_episodes(
+    env: SepsisEnv, params: Any, policy: PPOPolicy, key: jax.Array, n_patients: int, n_steps: int
+) -> EpisodeStats:
+    """``rollout_episodes`` with the policy's arrays traced: one compilation per network shape."""
+    return rollout_episodes(env, params, policy, key, n_patients, n_steps)
 
-    def policy(key: jax.Array, obs: jax.Array, params: Any) -> jax.Array:
-        del key, params
-        mean, _, _ = network.apply(net_params, obs_stats.normalize(jnp.asarray(obs)))
-        return to_env_action(mean, env.action_low, env.action_high)
 
-    return policy
+def compare_policies(
+    env: SepsisEnv,
+    params: Any,
+    policies: Mapping[str, Policy],
+    key: jax.Array,
+    n_patients: int = 1000,
+) -> list[dict[str, Any]]:
+    """Every policy on the same ``n_patients`` patients of ``key``: ``{"policy": name, ...}``
+    rows with the outcome of :func:`evaluate`, in the order of ``policies``."""
+    return [
+        {"policy": name, **evaluate(policy, env, params, key, n_patients)}
+        for name, policy in policies.items()
+    ]
+
+
+def comparison_table(rows: list[dict[str, Any]]) -> str:
+    """The rows of :func:`compare_policies` as a text table."""
+    return text_table(
+        rows,
+        [
+            ("policy", "<18", lambda r: r["policy"]),
+            (
+                "return (mean ± sd)",
+                ">20",
+                lambda r: f"{r['mean_return']:.1f} ± {r['sd_return']:.1f}",
+            ),
+            ("survival", ">9", lambda r: f"{r['survival']:.3f}"),
+            ("length", ">7", lambda r: f"{r['mean_length']:.1f}"),
+            ("final MAP", ">10", lambda r: f"{r['final_map']:.1f}"),
+            ("lactate", ">8", lambda r: f"{r['final_lactate']:.2f}"),
+            ("SOFA", ">6", lambda r: f"{r['final_sofa']:.2f}"),
+        ],
+    )

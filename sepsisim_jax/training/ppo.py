@@ -33,6 +33,7 @@ from sepsisim_jax.training.networks import (
     to_env_action,
 )
 from sepsisim_jax.training.normalization import RunningStats
+from sepsisim_jax.training.policy import actor_critic
 
 
 @struct.dataclass
@@ -107,7 +108,7 @@ def make_train(config: PPOConfig, env_params: Any = None) -> Trainer:
     """Build the PPO functions for ``config`` (the environment's default params if none)."""
     env, default_params = make(config.env_id, severity=config.severity)
     env_params = default_params if env_params is None else env_params
-    network = ActorCritic(env.num_actions, config.hidden_sizes, config.log_std_init)
+    network = actor_critic(config)
     n_envs, n_steps = config.num_envs, config.num_steps
     n_grad_steps = config.num_updates * config.update_epochs * config.num_minibatches
     learning_rate = (

@@ -5,16 +5,14 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from sepsisim_jax.rollout import rollout_episodes, summarize
 from sepsisim_jax.training.config import PPOConfig
-from sepsisim_jax.training.evaluate import ppo_policy
+from sepsisim_jax.training.policy import PPOPolicy
 from sepsisim_jax.training.ppo import RunnerState, Trainer, UpdateMetrics, make_train
 
 
@@ -35,10 +33,21 @@ class TrainingResult:
         n = self.metrics["episode_return"].shape[-1]
         return (np.arange(n) + 1) * self.config.batch_size
 
-    def seed_params(self, seed_index: int) -> tuple[Any, Any]:
-        """Network parameters and observation statistics of one seed."""
-        pick = jax.tree.map(lambda x: x[seed_index], self.runner)
-        return pick.train_state.params, pick.obs_stats
+    @property
+    def policies(self) -> list[PPOPolicy]:
+        """The deterministic policy of each seed."""
+        n_seeds = self.runner.key.shape[0]
+        return [self._seed_policy(i) for i in range(n_seeds)]
+
+    @property
+    def policy(self) -> PPOPolicy:
+        """The best seed's policy (see :meth:`best_seed`)."""
+        return self._seed_policy(self.best_seed())
+
+    def _seed_policy(self, seed_index: int) -> PPOPolicy:
+        trained = (self.runner.train_state.params, self.runner.obs_stats)
+        net_params, obs_stats = jax.tree.map(lambda x: x[seed_index], trained)
+        return PPOPolicy.create(self.config, net_params, obs_stats)
 
     def best_seed(self) -> int:
         """Seed whose last tenth of updates has the highest mean training return."""
@@ -111,22 +120,6 @@ def _chunk_size(n_updates: int, chunks: int) -> int:
     """The largest divisor of ``n_updates`` that gives at least ``chunks`` pieces (if possible)."""
     target = max(1, n_updates // max(1, chunks))
     return max(d for d in range(1, target + 1) if n_updates % d == 0)
-
-
-def evaluate_seeds(
-    result: TrainingResult, key: jax.Array, n_patients: int = 1000
-) -> list[dict[str, float]]:
-    """Each seed's deterministic policy on the same ``n_patients`` held-out patients."""
-    trainer = result.trainer
-    n_steps = int(trainer.env_params.max_steps_in_episode)
-
-    def one_seed(net_params, obs_stats):
-        policy = ppo_policy(trainer.network, net_params, obs_stats, trainer.env)
-        return rollout_episodes(trainer.env, trainer.env_params, policy, key, n_patients, n_steps)
-
-    stats = jax.jit(jax.vmap(one_seed))(result.runner.train_state.params, result.runner.obs_stats)
-    n_seeds = result.runner.key.shape[0]
-    return [summarize(jax.tree.map(lambda x, i=i: x[i], stats)) for i in range(n_seeds)]
 
 
 def held_out_key(seed: int) -> jax.Array:

@@ -1,54 +1,29 @@
-"""Checkpoints: round trip gives identical actions; bad files raise clear errors."""
+"""Checkpoints: the round trip gives the same policy; bad files raise clear errors."""
 
 from __future__ import annotations
 
+import chex
 import jax
 import numpy as np
 import pytest
 from flax import serialization
 
-from sepsisim_jax.training import (
-    CheckpointError,
-    PPOConfig,
-    load_checkpoint,
-    make_train,
-    ppo_policy,
-    save_checkpoint,
-)
+from sepsisim_jax.training import CheckpointError, PPOPolicy, load_checkpoint, save_checkpoint
 from sepsisim_jax.training.checkpoint import CHECKPOINT_FILE
 
-CONFIG = PPOConfig(
-    env_id="SepsisManagement-v0",
-    total_timesteps=8 * 24,
-    num_envs=8,
-    num_steps=24,
-    num_minibatches=2,
-    hidden_sizes=(8,),
-)
 
-
-@pytest.fixture(scope="module")
-def trained():
-    trainer = make_train(CONFIG)
-    runner, _ = jax.jit(trainer.train)(jax.random.key(0))
-    return trainer, runner
-
-
-def test_round_trip_gives_identical_actions(trained, tmp_path):
-    trainer, runner = trained
-    save_checkpoint(tmp_path, CONFIG, runner.train_state.params, runner.obs_stats)
-    config, network, params, stats = load_checkpoint(tmp_path)
-    assert config == CONFIG
-    obs = jax.random.uniform(
-        jax.random.key(1),
-        (64, 10),
-        minval=trainer.env.observation_space(None).low,
-        maxval=trainer.env.observation_space(None).high,
-    )
-    before = ppo_policy(trainer.network, runner.train_state.params, runner.obs_stats, trainer.env)
-    after = ppo_policy(network, params, stats, trainer.env)
-    act = jax.vmap(lambda p, o: p(None, o, None), in_axes=(None, 0))
-    np.testing.assert_array_equal(act(before, obs), act(after, obs))
+def test_round_trip_gives_the_same_policy_and_identical_actions(trained, tmp_path):
+    policy = trained.policy
+    path = save_checkpoint(tmp_path, policy)
+    assert path == tmp_path / CHECKPOINT_FILE
+    loaded = load_checkpoint(tmp_path)
+    assert isinstance(loaded, PPOPolicy)
+    assert loaded.config == trained.config and loaded.network == policy.network
+    chex.assert_trees_all_equal(loaded, policy)
+    space = trained.trainer.env.observation_space(trained.trainer.env_params)
+    obs = jax.random.uniform(jax.random.key(1), (64, 10), minval=space.low, maxval=space.high)
+    act = jax.jit(jax.vmap(lambda p, o: p(None, o, None), in_axes=(None, 0)))
+    np.testing.assert_array_equal(act(policy, obs), act(load_checkpoint(path), obs))
 
 
 def test_missing_checkpoint(tmp_path):
@@ -63,14 +38,13 @@ def test_corrupt_checkpoint(tmp_path):
 
 
 def test_mismatched_version_and_shapes(trained, tmp_path):
-    _, runner = trained
-    path = save_checkpoint(tmp_path, CONFIG, runner.train_state.params, runner.obs_stats)
+    path = save_checkpoint(tmp_path, trained.policy)
     payload = serialization.msgpack_restore(path.read_bytes())
     payload["version"] = "0.0.1"
     path.write_bytes(serialization.msgpack_serialize(payload))
     with pytest.raises(CheckpointError, match=r"written by sepsisim_jax 0\.0\.1"):
         load_checkpoint(tmp_path)
-    save_checkpoint(tmp_path, CONFIG, runner.train_state.params, runner.obs_stats)
+    save_checkpoint(tmp_path, trained.policy)
     payload = serialization.msgpack_restore(path.read_bytes())
     payload["config"]["hidden_sizes"] = [32]
     path.write_bytes(serialization.msgpack_serialize(payload))

@@ -14,7 +14,6 @@ from sepsisim_jax.policies import random_policy
 from sepsisim_jax.training import (
     PPOConfig,
     evaluate,
-    evaluate_seeds,
     held_out_key,
     init_seeds,
     make_train,
@@ -102,8 +101,8 @@ def test_config_is_validated_and_frozen():
 def test_short_run_beats_the_random_policy_on_sepsis_management_easy():
     config = PPOConfig(env_id="SepsisManagement-v0", severity="easy", total_timesteps=64 * 72 * 16)
     result = train_ppo(config, n_seeds=1, progress=False)
-    (ppo,) = evaluate_seeds(result, held_out_key(0), n_patients=500)
     env, params = result.trainer.env, result.trainer.env_params
+    ppo = evaluate(result.policy, env, params, held_out_key(0), n_patients=500)
     baseline = evaluate(random_policy(env), env, params, held_out_key(0), n_patients=500)
     assert ppo["mean_return"] > baseline["mean_return"] + 5.0
     assert ppo["survival"] >= baseline["survival"]
