@@ -24,6 +24,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
+from jax.flatten_util import ravel_pytree
 
 from sepsisim_jax.envs.base import SepsisEnv
 from sepsisim_jax.envs.registration import make
@@ -43,15 +44,26 @@ class _Batch:
         state = jax.eval_shape(env.reset, jax.random.key(0), env.default_params)[1]
         kinds = jax.eval_shape(env.info, state)
         self.types = tuple(_PYTHON[kinds[k].dtype.kind] for k in env.info_names)
+        # Params travel as one flat vector: a jitted call's dispatch cost grows with its leaves.
+        self._unravel = ravel_pytree(self._canonical(env.default_params))[1]
         self.reset = jax.jit(jax.vmap(self._reset, in_axes=(0, None)))
         self.admit = jax.jit(jax.vmap(self._admit, in_axes=(0, None)))
         self.step = jax.jit(jax.vmap(self._step, in_axes=(0, 0, 0, None)))
+
+    def _canonical(self, params: Any) -> Any:  # each leaf an array of its default's dtype
+        return jax.tree.map(
+            lambda d, v: jnp.asarray(v, jnp.asarray(d).dtype), self.env.default_params, params
+        )
+
+    def flatten(self, params: Any) -> jax.Array:  # the vector the jitted calls take
+        return jax.device_put(ravel_pytree(self._canonical(params))[0])
 
     def _row(self, obs: jax.Array, info: dict[str, jax.Array]) -> list[jax.Array]:
         values = [obs] + [jnp.asarray(info[k])[None] for k in self.env.info_names]
         return [v.astype(self.env.dtype) for v in values]
 
-    def _admit(self, subkey: jax.Array, params: Any) -> tuple:
+    def _admit(self, subkey: jax.Array, params: jax.Array) -> tuple:
+        params = self._unravel(params)
         obs, state = self.env.reset_env(jax.random.wrap_key_data(subkey), params)
         return state, jnp.concatenate(self._row(obs, self.env.info(state)))
 
@@ -59,8 +71,8 @@ class _Batch:
         key, subkey = jax.random.split(jax.random.wrap_key_data(key))
         return jax.random.key_data(key), *self._admit(jax.random.key_data(subkey), params)
 
-    def _step(self, key: jax.Array, state: Any, action: jax.Array, params: Any) -> tuple:
-        env = self.env
+    def _step(self, key: jax.Array, state: Any, action: jax.Array, params: jax.Array) -> tuple:
+        env, params = self.env, self._unravel(params)
         key, subkey = jax.random.split(jax.random.wrap_key_data(key))
         if self.auto_reset:
             obs, state, reward, terminated, truncated, info = env.step(
@@ -87,15 +99,12 @@ class _Batch:
         }
 
 
-@functools.cache
-def _batch(env: SepsisEnv, auto_reset: bool, x64: bool) -> _Batch:
-    del x64  # a cache key only: the state dtype follows jax_enable_x64
-    return _Batch(env, auto_reset)
+# One set per configuration and float width (the state dtype follows jax_enable_x64).
+_batch = functools.cache(lambda env, auto_reset, x64: _Batch(env, auto_reset))
 
 
 class _Adapter:
-    """What both adapters share: the env and its device params, the spaces, the action check,
-    pickling (without the jitted functions, which are looked up again on loading)."""
+    """Shared: env, device params, spaces, action check, pickling (jitted functions re-found)."""
 
     def _setup(self, env_id, auto_reset, limit, normalize_actions, render_mode, kwargs) -> None:
         if render_mode is not None:
@@ -109,7 +118,6 @@ class _Adapter:
         if any(np.ndim(leaf) for leaf in jax.tree.leaves(params)):
             raise ValueError("the Gymnasium adapters take scalar parameters (vmap for batches)")
         self.params, self._auto_reset, self._normalize = params, auto_reset, normalize_actions
-        self._device_params = jax.device_put(jax.tree.map(jnp.asarray, params))
         self._low, self._high = np.float64(env.action_low), np.float64(env.action_high)
         ones = np.ones_like(env.action_low)
         bounds = (-ones, ones) if normalize_actions else (env.action_low, env.action_high)
@@ -118,6 +126,7 @@ class _Adapter:
         self._obs_space = spaces.Box(*map(np.asarray, (space.low, space.high)), dtype=np.float32)
         self._keys = self._state = None
         self.__setstate__({})
+        self._device_params = self._jit.flatten(params)
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_jit"}
@@ -142,8 +151,7 @@ class _Adapter:
             return array.astype(np.float32)
         dtype = np.dtype(self.functional_env.dtype)
         if array.dtype.kind != "f" or array.dtype.itemsize > dtype.itemsize:
-            # Integers, or floats wider than the state: cast, saturating finite values so a
-            # huge action clips to its bound instead of becoming inf (no intervention).
+            # Cast, saturating finite values: a huge action clips, it does not become inf.
             big = np.finfo(dtype).max
             finite = np.clip(array, -big, big, dtype=np.float64, casting="unsafe")
             array = np.where(np.isfinite(array), finite, array).astype(dtype)
@@ -215,10 +223,7 @@ class SepsisVectorEnv(_Adapter, VectorEnv):
     ``max_episode_steps`` cuts episodes earlier than ``max_steps_in_episode`` if smaller.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {
-        "autoreset_mode": AutoresetMode.SAME_STEP,
-        "render_modes": [],
-    }
+    metadata: ClassVar[dict] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
     def __init__(
         self,
@@ -238,10 +243,7 @@ class SepsisVectorEnv(_Adapter, VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
 
     def reset(
-        self,
-        *,
-        seed: int | Sequence[int | None] | None = None,
-        options: dict[str, Any] | None = None,
+        self, *, seed: int | Sequence[int | None] | None = None, options: dict | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Admit every patient; ``seed`` gives sub-env ``i`` the seed ``seed + i``, or a list one
         seed (or ``None``) each; ``options`` are not used."""
@@ -257,16 +259,13 @@ class SepsisVectorEnv(_Adapter, VectorEnv):
         seeded = np.array([s is not None for s in seeds])
         if seeded.any():  # the others go on with their key chains
             fresh = jax.random.key_data(seed_keys([0 if s is None else s for s in seeds]))
-            self._keys = jnp.where(
-                seeded[:, None], fresh, fresh if self._keys is None else self._keys
-            )
+            old = fresh if self._keys is None else self._keys
+            self._keys = jnp.where(seeded[:, None], fresh, old)
         self._keys, self._state, report = self._jit.reset(self._keys, self._device_params)
         report = np.asarray(report)
         return self._jit.observation(report), _vector_info(self._jit.info(report))
 
-    def step(
-        self, actions: Any
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(self, actions: Any) -> tuple[np.ndarray, ...]:
         """Step every sub-env; ``ValueError`` for actions not numeric of ``(num_envs, dim)``."""
         if self._state is None:
             raise RuntimeError(f"{self.functional_env.env_id}: call reset() before step()")
