@@ -1,5 +1,5 @@
 """stable-baselines3 through the Gymnasium adapter (its env checker, PPO, evaluate_policy) and
-through ``sepsisim_jax.sb3.SepsisVecEnv`` (DummyVecEnv equivalence, wrappers, PPO and SAC).
+through ``sepsisim_jax.sb3.SepsisVecEnv`` (DummyVecEnv equivalence, wrappers, PPO, A2C, SAC, TD3).
 
 Needs the ``sb3`` extra. CI installs it, so there a missing stable-baselines3 fails the run
 instead of skipping these tests.
@@ -24,7 +24,7 @@ if os.environ.get("CI"):
 else:
     pytest.importorskip("stable_baselines3")
 
-from stable_baselines3 import PPO, SAC
+from stable_baselines3 import A2C, PPO, SAC, TD3
 from stable_baselines3.common.env_checker import check_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
@@ -216,13 +216,20 @@ def test_ppo_learns_on_sepsis_vec_env_under_vec_normalize_and_vec_monitor():
     assert env.action_space.low.min() == -1.0 and env.action_space.high.max() == 1.0
 
 
-def test_sac_learns_on_sepsis_vec_env():
+@pytest.mark.parametrize("algorithm", [SAC, TD3])
+def test_off_policy_algorithms_learn_on_sepsis_vec_env(algorithm):
     env = VecMonitor(make_sb3_vec_env("FluidResuscitation-v0", 4, max_episode_steps=16))
-    model = SAC("MlpPolicy", env, learning_starts=64, batch_size=64, seed=0)
+    model = algorithm("MlpPolicy", env, learning_starts=64, batch_size=64, seed=0)
     model.learn(total_timesteps=256)
     assert model.num_timesteps == 256 and len(model.ep_info_buffer) >= 4
     timeouts = model.replay_buffer.timeouts[: model.replay_buffer.pos]
     assert timeouts.any()  # the replay buffer saw the time limit
+
+
+def test_a2c_learns_on_sepsis_vec_env():
+    env = VecMonitor(make_sb3_vec_env("SepsisManagement-v0", 8, max_episode_steps=12))
+    model = A2C("MlpPolicy", env, n_steps=8, seed=0).learn(total_timesteps=256)
+    assert model.num_timesteps == 256 and len(model.ep_info_buffer) >= 8
 
 
 def test_readme_vec_env_example_runs():
