@@ -11,29 +11,21 @@ counts the steps whose SOFA, reward (relative error > 1e-3) or termination diffe
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import gymnasium as gym
 import jax
 import numpy as np
 from common import RESULTS_DIR, machine_info, write_results
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tests package
 import sepsisim_jax
 from sepsisim_jax.text_table import text_table
+from tests.midpoint import MidpointGenerator
 
 SEQUENCES = ("bang-bang", "held-max", "alternating")
 NOISELESS = {"map_noise_sd": 0.0, "urine_noise_sd": 0.0, "admission_jitter": 0.0}
-
-
-class _Centres:
-    """Stand-in for numpy's generator in the reference: means and centres, no noise."""
-
-    def __init__(self, seed: object = None) -> None:
-        del seed
-
-    def normal(self, loc: float = 0.0, scale: float = 1.0, size: object = None) -> float:
-        return loc
-
-    def uniform(self, low: float = 0.0, high: float = 1.0, size: object = None) -> float:
-        return (low + high) / 2
 
 
 def _action(sequence: str, t: int, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -71,7 +63,7 @@ def mismatches(env_id: str, severity: str, sequence: str) -> dict:
 
 
 def main() -> None:
-    np.random.default_rng = _Centres  # the reference draws all its noise from default_rng
+    np.random.default_rng = MidpointGenerator  # the reference draws all its noise from default_rng
     rows = [
         mismatches(env_id, severity, sequence)
         for env_id in sepsisim_jax.ENV_IDS

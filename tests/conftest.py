@@ -6,21 +6,10 @@ import jax
 import numpy as np
 import pytest
 
+from tests.midpoint import MidpointGenerator
+
 # Catch accidental rank promotion (a (3,) action meeting a (3, 1) array, say) as an error.
 jax.config.update("jax_numpy_rank_promotion", "raise")
-
-
-class MidpointGenerator:
-    """A ``numpy.random.Generator`` stand-in: ``normal`` gives its mean, ``uniform`` its centre."""
-
-    def __init__(self, seed: object = None) -> None:
-        del seed
-
-    def normal(self, loc: float = 0.0, scale: float = 1.0, size: object = None) -> float:
-        return loc
-
-    def uniform(self, low: float = 0.0, high: float = 1.0, size: object = None) -> float:
-        return (low + high) / 2
 
 
 @pytest.fixture
