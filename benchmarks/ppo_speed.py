@@ -46,7 +46,7 @@ from tqdm import tqdm
 
 import sepsisim_jax
 from sepsisim_jax.sb3 import make_sb3_vec_env
-from sepsisim_jax.text_table import text_table
+from sepsisim_jax.text_table import Column, text_table
 from sepsisim_jax.training import PPOConfig, default_config, train_ppo
 
 SEVERITY = "medium"  # the reference's default, which its training uses
@@ -200,16 +200,22 @@ def same_hyperparameters(updates: int) -> dict[str, Any]:
     }
 
 
+# Columns both tables share: what a run trained on and how long it took.
+TIMING_COLUMNS: tuple[Column, ...] = (
+    ("timesteps", ">9", lambda r: f"{r['timesteps']:,}"),
+    ("compile s", ">9", lambda r: optional(r["compile_s"], ".1f")),
+    ("train s", ">8", lambda r: f"{r['train_s']:.1f}"),
+    ("env-steps/s", ">11", lambda r: f"{r['steps_per_s']:,.0f}"),
+    ("with compile", ">12", lambda r: f"{r['steps_per_s_with_compile']:,.0f}"),
+)
+
+
 def format_same_table(rows: list[dict[str, Any]]) -> str:
     return text_table(
         rows,
         [
             ("impl", "<28", lambda r: r["impl"]),
-            ("timesteps", ">9", lambda r: f"{r['timesteps']:,}"),
-            ("compile s", ">9", lambda r: optional(r["compile_s"], ".1f")),
-            ("train s", ">8", lambda r: f"{r['train_s']:.1f}"),
-            ("env-steps/s", ">11", lambda r: f"{r['steps_per_s']:,.0f}"),
-            ("with compile", ">12", lambda r: f"{r['steps_per_s_with_compile']:,.0f}"),
+            *TIMING_COLUMNS,
             ("x SB3+ref", ">9", lambda r: f"{r['vs_sb3_reference']:,.1f}"),
             ("x SB3+ours", ">10", lambda r: f"{r['vs_sb3_sepsis_vec_env']:,.1f}"),
         ],
@@ -326,11 +332,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         [
             ("env", "<24", lambda r: r["env_id"]),
             ("impl", "<17", lambda r: r["impl"]),
-            ("timesteps", ">9", lambda r: f"{r['timesteps']:,}"),
-            ("compile s", ">9", lambda r: optional(r["compile_s"], ".1f")),
-            ("train s", ">8", lambda r: f"{r['train_s']:.1f}"),
-            ("env-steps/s", ">11", lambda r: f"{r['steps_per_s']:,.0f}"),
-            ("with compile", ">12", lambda r: f"{r['steps_per_s_with_compile']:,.0f}"),
+            *TIMING_COLUMNS,
             ("x SB3", ">7", lambda r: f"{r['vs_sb3']:,.1f}"),
             ("x SB3 w/ comp", ">13", lambda r: f"{r['vs_sb3_with_compile']:,.1f}"),
         ],

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from sepsisim_jax.envs.registration import ENV_IDS, SEVERITIES, make
 from sepsisim_jax.plotting import learning_curve
 from sepsisim_jax.policies import POLICIES
-from sepsisim_jax.rollout import rollout_episodes, summarize
+from sepsisim_jax.rollout import SUMMARY_COLUMNS, rollout_episodes, summarize
 from sepsisim_jax.text_table import text_table
 from sepsisim_jax.training import (
     CheckpointError,
@@ -119,13 +119,7 @@ def format_table(rows: list[dict]) -> str:
         [
             ("environment", "<24", lambda r: r["env"]),
             ("policy", "<10", lambda r: r["policy"]),
-            (
-                "return (mean ± sd)",
-                ">20",
-                lambda r: f"{r['mean_return']:.1f} ± {r['sd_return']:.1f}",
-            ),
-            ("survival", ">9", lambda r: f"{r['survival']:.3f}"),
-            ("length", ">7", lambda r: f"{r['mean_length']:.1f}"),
+            *SUMMARY_COLUMNS,
             ("env-steps/s", ">12", lambda r: f"{r['env_steps_per_s']:,.0f}"),
         ],
     )

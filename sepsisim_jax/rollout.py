@@ -19,6 +19,7 @@ from sepsisim_jax.envs.base import SepsisEnv
 from sepsisim_jax.envs.features import FEATURES
 from sepsisim_jax.envs.state import EnvState
 from sepsisim_jax.policies import Policy
+from sepsisim_jax.text_table import Column
 
 
 @struct.dataclass
@@ -166,6 +167,14 @@ def summarize(stats: EpisodeStats) -> dict[str, float]:
         "final_lactate": float(jnp.mean(stats.final_lactate)),
         "final_sofa": float(jnp.mean(stats.final_sofa)),
     }
+
+
+# Table columns of the outcome :func:`summarize` reports: return, survival, episode length.
+SUMMARY_COLUMNS: tuple[Column, ...] = (
+    ("return (mean ± sd)", ">20", lambda r: f"{r['mean_return']:.1f} ± {r['sd_return']:.1f}"),
+    ("survival", ">9", lambda r: f"{r['survival']:.3f}"),
+    ("length", ">7", lambda r: f"{r['mean_length']:.1f}"),
+)
 
 
 @struct.dataclass

@@ -302,8 +302,9 @@ def test_any_numeric_action_dtype_works_and_is_clipped_as_the_reference():
 
 
 def test_float32_actions_take_the_same_path_as_any_other_dtype():
-    """A float32 array of the action shape skips the host conversion; the jitted step clips
-    it exactly as the host clips other dtypes (out-of-bounds and non-finite components)."""
+    """A float32 action goes to the env as it is, a float64 one is cast on the host first
+    (saturating in float32 mode); the env clips both alike (out-of-bounds and non-finite
+    components)."""
     values = [[5000.0, 3.0, 7.0], [-1e30, -0.7, -2.0], [np.nan, np.inf, 0.6], [250.0, 0.05, 0.4]]
     runs = {dtype: SepsisGymEnv("SepsisManagement-v0") for dtype in (np.float32, np.float64)}
     vectors = {dtype: SepsisVectorEnv("SepsisManagement-v0", num_envs=2) for dtype in runs}

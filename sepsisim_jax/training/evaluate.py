@@ -10,7 +10,7 @@ import jax
 
 from sepsisim_jax.envs.base import SepsisEnv
 from sepsisim_jax.policies import Policy
-from sepsisim_jax.rollout import EpisodeStats, rollout_episodes, summarize
+from sepsisim_jax.rollout import SUMMARY_COLUMNS, EpisodeStats, rollout_episodes, summarize
 from sepsisim_jax.text_table import text_table
 from sepsisim_jax.training.policy import PPOPolicy
 
@@ -60,13 +60,7 @@ def comparison_table(rows: list[dict[str, Any]]) -> str:
         rows,
         [
             ("policy", "<18", lambda r: r["policy"]),
-            (
-                "return (mean ± sd)",
-                ">20",
-                lambda r: f"{r['mean_return']:.1f} ± {r['sd_return']:.1f}",
-            ),
-            ("survival", ">9", lambda r: f"{r['survival']:.3f}"),
-            ("length", ">7", lambda r: f"{r['mean_length']:.1f}"),
+            *SUMMARY_COLUMNS,
             ("final MAP", ">10", lambda r: f"{r['final_map']:.1f}"),
             ("lactate", ">8", lambda r: f"{r['final_lactate']:.2f}"),
             ("SOFA", ">6", lambda r: f"{r['final_sofa']:.2f}"),
