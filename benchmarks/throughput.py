@@ -6,9 +6,12 @@ Figures per environment, all in env-steps per second, measured in one run:
 - core section: ``jit`` of a ``lax.scan`` over 72 steps of ``vmap(env.step)`` per batch size,
   and (FluidResuscitation only) the same scan over the hand-fused step of ``fused_ceiling.py``,
   checked against sepsisim_jax before it is timed;
-- adapter section: ``gymnasium.make("sepsisim_jax/<Id>")`` stepped by the reference's own loop,
-  and ``gymnasium.make_vec("sepsisim_jax/<Id>", num_envs=N, vectorization_mode=
-  "vector_entry_point")`` stepped with batched random actions, for each N.
+  the -v1 ids (coupled Reynolds 2006) run the same scan, with their default patient
+  (``sepsisim_jax``) and with virtual patients (``virtual``, patient spread 0.2), compared
+  with the v0 id of the same task at the same batch;
+- adapter section (v0 ids): ``gymnasium.make("sepsisim_jax/<Id>")`` stepped by the
+  reference's own loop, and ``gymnasium.make_vec("sepsisim_jax/<Id>", num_envs=N,
+  vectorization_mode="vector_entry_point")`` stepped with batched random actions, for each N.
 
 Verdicts are ratios (over the reference, over the ceiling) measured in the same run, except the
 vector env's, which is an absolute env-steps/s target. See ``README.md`` in this directory for
@@ -63,10 +66,12 @@ CHECK_CASES: dict[str, dict[str, float]] = {
     "default": {},
     "no antibiotic": {"antibiotic_efficacy": 0.0},  # patients die: covers termination
 }
+V1_SPREAD = 0.2  # virtual patients of the "virtual" rows
 # Table order of the implementations.
 IMPLS = (
     "reference",
     "sepsisim_jax",
+    "virtual",
     "ceiling-soa",
     "ceiling-vmap",
     "adapter-single",
@@ -79,8 +84,9 @@ COLUMNS: list[Column] = [
     ("setup s", ">7", lambda r: optional(r["setup_s"], ".1f")),
     ("env-steps/s", ">13", lambda r: f"{r['steps_per_s']:,.0f}"),
     ("us/call", ">9", lambda r: f"{r['us_per_call']:,.1f}"),
-    ("x reference", ">11", lambda r: f"{r['vs_reference']:,.1f}"),
+    ("x reference", ">11", lambda r: optional(r["vs_reference"], ",.1f")),
     ("of ceiling", ">10", lambda r: optional(r["vs_ceiling"], ".0%")),
+    ("of v0", ">6", lambda r: optional(r["vs_v0"], ".0%")),
 ]
 
 StepFn = Callable[
@@ -314,13 +320,17 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Timed]]]:
     def add(label: str, prepare: Callable[..., Timed], *arguments: Any) -> None:
         jobs.append((label, functools.partial(prepare, *arguments)))
 
-    for e in args.envs:
+    v0_envs = [e for e in args.envs if e.endswith("-v0")]
+    for e in v0_envs:
         add(f"reference {e}", single_env, "reference", e, steps, seed)
     if "core" in args.sections:
         variants = list(fused_ceiling.VARIANTS) if CEILING_ENV in args.envs else []
         for n in args.batches:
             for e in args.envs:
                 add(f"sepsisim_jax {e} x{n}", jitted_rollout, "sepsisim_jax", e, ours(e), n, seed)
+                if e.endswith("-v1"):
+                    fns = ours(e, patient_spread=V1_SPREAD)
+                    add(f"virtual {e} x{n}", jitted_rollout, "virtual", e, fns, n, seed)
             for v in variants:
                 add(
                     f"ceiling-{v} x{n}",
@@ -332,7 +342,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Timed]]]:
                     seed,
                 )
     if "adapter" in args.sections:
-        for e in args.envs:
+        for e in v0_envs:
             add(f"adapter {e}", single_env, "adapter-single", e, steps, seed)
             for n in args.vector_envs:
                 add(f"adapter {e} x{n}", vector_env, e, n, seed)
@@ -347,13 +357,19 @@ def summarise(timed: list[Timed], ceiling_valid: bool) -> list[dict[str, Any]]:
         key=lambda r: (IMPLS.index(r["impl"]), sepsisim_jax.ENV_IDS.index(r["env_id"]), r["batch"]),
     )
     reference = {r["env_id"]: r["steps_per_s"] for r in rows if r["impl"] == "reference"}
+    v0 = {(r["env_id"], r["batch"]): r["steps_per_s"] for r in rows if r["impl"] == "sepsisim_jax"}
     ceilings: dict[int, float] = {}
     for r in rows:
         if r["impl"].startswith("ceiling"):
             ceilings[r["batch"]] = max(ceilings.get(r["batch"], 0.0), r["steps_per_s"])
     for r in rows:
         r["us_per_call"] = 1e6 * r["batch"] / r["steps_per_s"]
-        r["vs_reference"] = r["steps_per_s"] / reference[r["env_id"]]
+        r["vs_reference"] = (
+            r["steps_per_s"] / reference[r["env_id"]] if r["env_id"] in reference else None
+        )
+        same_task = (r["env_id"].replace("-v1", "-v0"), r["batch"])
+        is_v1 = r["env_id"].endswith("-v1") and same_task in v0
+        r["vs_v0"] = r["steps_per_s"] / v0[same_task] if is_v1 else None
         ours_on_ceiling = r["impl"] == "sepsisim_jax" and r["env_id"] == CEILING_ENV
         ratio = ours_on_ceiling and ceiling_valid and r["batch"] in ceilings
         r["vs_ceiling"] = r["steps_per_s"] / ceilings[r["batch"]] if ratio else None
@@ -378,6 +394,9 @@ def targets(rows: list[dict[str, Any]], sections: Sequence[str]) -> list[Target]
         of_ceiling = pick("sepsisim_jax", TARGET_BATCH, "vs_ceiling")  # CEILING_ENV only
         out.append(Target("vs_reference", f"vs reference ({on})", ratios, 2000.0, ",.0f", "x"))
         out.append(Target("vs_ceiling", f"of ceiling ({on})", of_ceiling, 0.5, ".0%"))
+        v1 = pick("sepsisim_jax", TARGET_BATCH, "vs_v0")
+        text = f"v1 env-steps/s of v0's (same task, batch {TARGET_BATCH:,})"
+        out.append(Target("v1_vs_v0", text, v1, 0.5, ".0%"))
     if "adapter" in sections:
         single = pick("adapter-single", 1, "vs_reference")
         vector = pick("adapter-vector", TARGET_VECTOR_ENVS, "steps_per_s")

@@ -7,6 +7,8 @@ VasopressorTitration, SepsisManagement) in the gymnax style, with diffrax physio
 from sepsisim_jax.envs import (
     ENV_IDS,
     SEVERITIES,
+    V0_IDS,
+    V1_IDS,
     EnvState,
     SepsisEnv,
     make,
@@ -23,6 +25,8 @@ register_gymnasium()
 __all__ = [
     "ENV_IDS",
     "SEVERITIES",
+    "V0_IDS",
+    "V1_IDS",
     "EnvState",
     "SepsisEnv",
     "SolverConfig",

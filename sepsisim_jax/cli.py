@@ -130,7 +130,9 @@ def held_out_comparison(
 ) -> list[dict[str, Any]]:
     """The PPO policies, then the baselines, on the held-out patients of ``seed``."""
     config = next(iter(ppo.values())).config
-    env, params = make(config.env_id, severity=config.severity)
+    env, params = make(
+        config.env_id, severity=config.severity, patient_spread=config.patient_spread
+    )
     baselines = {name: factory(env) for name, factory in POLICIES.items()}
     return compare_policies(env, params, ppo | baselines, held_out_key(seed), n_patients)
 

@@ -60,9 +60,9 @@ def _management_heuristic(read: Callable[[str], jax.Array]) -> jax.Array:
 
 
 _HEURISTICS: dict[str, Callable[[Callable[[str], jax.Array]], jax.Array]] = {
-    "FluidResuscitation-v0": _fluid_heuristic,
-    "VasopressorTitration-v0": _vasopressor_heuristic,
-    "SepsisManagement-v0": _management_heuristic,
+    "FluidResuscitation": _fluid_heuristic,
+    "VasopressorTitration": _vasopressor_heuristic,
+    "SepsisManagement": _management_heuristic,
 }
 
 
@@ -79,7 +79,7 @@ def heuristic_policy(env: SepsisEnv) -> Policy:
 
     Features are read from the observation by name (``env.observation_index``).
     """
-    rule = _HEURISTICS[env.env_id]
+    rule = _HEURISTICS[env.env_id.split("-")[0]]  # one rule per task, v0 and v1 alike
 
     def policy(key: jax.Array, obs: jax.Array, params: Any) -> jax.Array:
         del key, params

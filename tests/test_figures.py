@@ -14,6 +14,7 @@ import pytest
 
 import sepsisim_jax
 from sepsisim_jax import plotting
+from sepsisim_jax.physiology.reynolds2006 import SCENARIOS
 from sepsisim_jax.policies import POLICIES, heuristic_policy
 from sepsisim_jax.rollout import clinical_course
 
@@ -85,6 +86,29 @@ def test_main_writes_every_readme_image_at_the_committed_size(script, tmp_path):
         fresh = matplotlib.image.imread(tmp_path / name)
         committed = matplotlib.image.imread(ROOT / "docs" / "figures" / name)
         assert fresh.shape == committed.shape
+
+
+def test_reynolds_fates_draws_each_curated_scenario_to_its_fate(script, tmp_path):
+    times, courses = script.reynolds_courses()
+    figure = script.reynolds_fates()
+    assert figure.get_suptitle().startswith("Reduced acute inflammatory response model, Reynolds")
+    assert [ax.get_ylabel() for ax in figure.axes] == [lab for _, lab in script.REYNOLDS_PANELS]
+    for ax, (field, _) in zip(figure.axes, script.REYNOLDS_PANELS, strict=True):
+        lines = {line.get_label().split(" (")[0]: line for line in ax.get_lines()}
+        for name in SCENARIOS:
+            np.testing.assert_array_equal(lines[name].get_xdata(), times[1:])
+            np.testing.assert_array_equal(
+                lines[name].get_ydata(), getattr(courses[name], field)[1:]
+            )
+    # Health clears P and D; aseptic death clears P but keeps D; septic death keeps both.
+    final = {name: (courses[name].pathogen[-1], courses[name].damage[-1]) for name in SCENARIOS}
+    assert final["health"][0] < 1e-3 and final["health"][1] < 0.1
+    assert final["aseptic death"][0] < 1e-3 and abs(final["aseptic death"][1] - 17.4) < 0.5
+    assert abs(final["septic death"][0] - 4.94) < 0.1 and abs(final["septic death"][1] - 17.5) < 0.5
+    figure.savefig(tmp_path / "reynolds_fates.png", dpi=script.DPI)
+    fresh = matplotlib.image.imread(tmp_path / "reynolds_fates.png")
+    committed = matplotlib.image.imread(ROOT / "docs" / "figures" / "reynolds_fates.png")
+    assert fresh.shape == committed.shape
 
 
 def test_the_figure_script_rejects_an_empty_cohort(tmp_path):

@@ -25,7 +25,7 @@ def test_episode_stats_agree_with_the_recorded_trajectories(env_id):
     returns = np.array([rewards[:n, i].sum() for i, n in enumerate(lengths)])
     died = np.asarray(traj.terminated)[first_end, np.arange(256)]
     np.testing.assert_array_equal(stats.lengths, lengths)
-    np.testing.assert_allclose(stats.returns, returns, rtol=1e-5)
+    np.testing.assert_allclose(stats.returns, returns, rtol=1e-5, atol=1e-4)  # float32 sums
     np.testing.assert_array_equal(stats.survived, ~died)
     final_map = np.asarray(traj.info["map_mmhg"])[first_end, np.arange(256)]
     np.testing.assert_array_equal(stats.final_map, final_map)

@@ -32,7 +32,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormali
 
 from sepsisim_jax.sb3 import SepsisVecEnv, make_sb3_vec_env
 
-ENV_IDS = sepsisim_jax.ENV_IDS
+V0_IDS = sepsisim_jax.V0_IDS
 SB3_ADVICE = "We recommend you to use a symmetric and normalized Box action space"
 
 
@@ -40,20 +40,21 @@ def _make(env_id: str, **kwargs) -> gym.Env:
     return gym.make(f"sepsisim_jax/{env_id}", **kwargs)
 
 
-@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("env_id", V0_IDS)
 def test_passes_sb3_check_env(env_id):
     """Silent with normalised actions; with the reference's bounds, only the advice to
     normalise them (which any env with those bounds gets)."""
     for normalize in (True, False):
+        env = _make(env_id, normalize_actions=normalize).unwrapped  # (gym.make's v1 notice)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            check_env(_make(env_id, normalize_actions=normalize).unwrapped)
+            check_env(env)
         messages = [str(w.message) for w in caught]
         assert all(SB3_ADVICE in m for m in messages), messages
         assert bool(messages) != normalize, messages
 
 
-@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("env_id", V0_IDS)
 @pytest.mark.parametrize("vectorised", [False, True], ids=["single", "dummy_vec_env"])
 def test_ppo_learns_2048_steps_and_evaluate_policy_runs(env_id, vectorised):
     if vectorised:  # two monitored envs, normalised actions

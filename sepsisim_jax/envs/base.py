@@ -26,44 +26,115 @@ from sepsisim_jax.envs import features
 from sepsisim_jax.envs.clinical import DEATH_DAMAGE, DEATH_PENALTY
 from sepsisim_jax.envs.state import EnvState, Treatment
 from sepsisim_jax.physiology import patient
-from sepsisim_jax.physiology.patient import Draws, PatientParams
+from sepsisim_jax.physiology.models import SEPSISIM, PatientModel
+from sepsisim_jax.physiology.patient import Draws
 from sepsisim_jax.physiology.sofa import sofa_score
 from sepsisim_jax.physiology.solver import SolverConfig, make_integrator
+from sepsisim_jax.physiology.virtual_patients import per_patient_fields, sample_patient
 
 P = TypeVar("P", bound=environment.EnvParams)
 
 
+OBSERVATIONS = ("full", "clinical", "privileged")
+HIDDEN_FROM_CLINICIANS = ("bacteria", "tissue_damage")
+
+
 class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
-    """Base class: subclasses set the class constants and the three hooks at the bottom."""
+    """Base class: a task subclass sets the class constants and the three hooks at the bottom;
+    ``model`` is the patient model it runs on (an env id pairs the two)."""
 
     _supports_transition_gradients = True
 
     env_id: ClassVar[str]
-    severity_bacteria: ClassVar[dict[str, float]]  # initial bacterial load per severity
-    observation_names: ClassVar[tuple[str, ...]]  # declared features, in observation order
-    info_names: ClassVar[tuple[str, ...]]  # declared features, in the reference's info order
+    model: ClassVar[PatientModel] = SEPSISIM
+    params_cls: ClassVar[type]
+    severity_bacteria: ClassVar[dict[str, float]]  # v0 initial bacterial load per severity
+    observation_names: tuple[str, ...]  # declared features, in observation order
+    info_names: tuple[str, ...]  # declared features, in the reference's info order
     action_low: ClassVar[np.ndarray]
     action_high: ClassVar[np.ndarray]
 
-    def __init__(self, severity: str = "medium", solver: SolverConfig | str = "rk4") -> None:
+    def __init__(
+        self,
+        severity: str = "medium",
+        solver: SolverConfig | str = "rk4",
+        patient_spread: float = 0.0,
+        observation: str = "full",
+    ) -> None:
+        """Args:
+        severity: a tier of :attr:`model` (``"easy"``, ``"medium"``, ``"hard"``).
+        solver: ``"rk4"``, ``"dopri5"`` or a :class:`SolverConfig`.
+        patient_spread: virtual patients: 0 (default) admits the params' patient every
+            time; above 0, each admission draws its parameters (log-normal with this sd of
+            the log, truncated to the declared ranges, :mod:`~sepsisim_jax.physiology.
+            virtual_patients`) into ``state.physiology``, reported in ``info``.
+        observation: ``"full"`` (the reference's features), ``"clinical"`` (without what no
+            clinician measures: bacteria and tissue damage) or ``"privileged"`` (full plus the
+            patient's drawn parameters; needs ``patient_spread > 0``).
+        """
         super().__init__()
-        if severity not in self.severity_bacteria:
+        if severity not in self.model.severities:
             raise ValueError(
                 f"unknown severity {severity!r} for {self.env_id}; "
-                f"valid severities: {list(self.severity_bacteria)}"
+                f"valid severities: {list(self.model.severities)}"
             )
         if isinstance(solver, str):
             solver = SolverConfig(name=solver)  # type: ignore[arg-type]
         if not isinstance(solver, SolverConfig):
             raise TypeError(f"solver must be a SolverConfig or a name, got {solver!r}")
+        if not (isinstance(patient_spread, int | float) and 0.0 <= patient_spread <= 1.0):
+            raise ValueError(f"patient_spread must be a number in [0, 1], got {patient_spread!r}")
+        if observation not in OBSERVATIONS:
+            raise ValueError(f"unknown observation {observation!r}; valid: {OBSERVATIONS}")
+        if observation == "privileged" and patient_spread == 0:
+            raise ValueError("a privileged observation needs virtual patients (patient_spread > 0)")
         self.severity = severity
         self.solver = solver
+        self.patient_spread = float(patient_spread)
+        self.observation = observation
+        self._declare_features()
+
+    def _declare_features(self) -> None:
+        """Observation and info names and their feature table, drawn parameters included."""
+        spread = self.patient_spread
+        patient_fields = per_patient_fields(self.patient_params()) if spread else ()
+        self._patient_fields = patient_fields
+        self.features = features.FEATURES | {
+            f.name: features.parameter_feature(f) for f in patient_fields
+        }
+        names = type(self).observation_names
+        if self.observation == "clinical":
+            names = tuple(n for n in names if n not in HIDDEN_FROM_CLINICIANS)
+        elif self.observation == "privileged":
+            names = names + tuple(f.name for f in patient_fields)
+        self.observation_names = names
+        self.info_names = (
+            type(self).info_names + self.model.info_names + tuple(f.name for f in patient_fields)
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the configuration only; the feature table (closures) is rebuilt."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("features", "_patient_fields")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._declare_features()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(severity={self.severity!r}, solver={self.solver!r})"
+        return (
+            f"{type(self).__name__}(severity={self.severity!r}, solver={self.solver!r}, "
+            f"patient_spread={self.patient_spread!r}, observation={self.observation!r})"
+        )
 
     def _static_key(self) -> tuple:
-        return (type(self), self.severity, self.solver, self.transition_gradients_enabled)
+        return (
+            type(self),
+            self.severity,
+            self.solver,
+            self.patient_spread,
+            self.observation,
+            self.transition_gradients_enabled,
+        )
 
     def __eq__(self, other: object) -> bool:
         """Equal configuration means equal behaviour, so jitted functions are shared."""
@@ -87,8 +158,15 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
         """Float dtype of the state: float32, or float64 under ``jax_enable_x64``."""
         return jax.dtypes.canonicalize_dtype(jnp.float64)
 
-    def patient_params(self) -> PatientParams:
-        return PatientParams(initial_bacteria=self.severity_bacteria[self.severity])
+    @property
+    def default_params(self) -> P:
+        """The task's params with its model's patient at this severity."""
+        params = self.params_cls(patient=self.patient_params())
+        return params.replace(**self.model.task_defaults)
+
+    def patient_params(self) -> Any:
+        """The model's patient at this severity (the v0 tiers are the task's bacterial loads)."""
+        return self.model.patient_params(getattr(self, "severity_bacteria", {}), self.severity)
 
     def action_space(self, params: P | None = None) -> spaces.Box:
         """The reference's action bounds; actions outside are clipped."""
@@ -103,7 +181,9 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
         length and ``dt``) are computed from ``params``, so observations stay inside the space
         for params anywhere in their declared ranges.
         """
-        low, high = features.observation_bounds(self.observation_names, self._params(params))
+        low, high = features.observation_bounds(
+            self.observation_names, self._params(params), self.features
+        )
         return spaces.Box(low, high, low.shape, jnp.float32)
 
     def observation_index(self, name: str) -> int:
@@ -114,7 +194,7 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
 
     def info(self, state: EnvState) -> dict[str, jax.Array]:
         """The reference's info dict of ``state`` (its keys, in its order)."""
-        return features.info_dict(self.info_names, state)
+        return features.info_dict(self.info_names, state, self.features)
 
     @partial(jax.jit, static_argnames=("self",))
     def step(
@@ -126,7 +206,7 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
     ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
         """One step with auto-reset; returns ``obs, state, reward, terminated, truncated, info``."""
         params = self._params(params)
-        draws = patient.draw(key, self.dtype)
+        draws = self._draw(key)
         obs_st, state_st, reward, terminated, info = self._transition(state, action, params, draws)
         truncated = self.is_truncated(state_st, params)
         done = jnp.logical_or(terminated, truncated)
@@ -145,26 +225,37 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
         self, key: jax.Array, state: EnvState, action: jax.Array, params: P
     ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, dict[str, Any]]:
         """The transition without auto-reset (gymnax hook)."""
-        return self._transition(state, action, params, patient.draw(key, self.dtype))
+        return self._transition(state, action, params, self._draw(key))
 
     def reset_env(self, key: jax.Array, params: P) -> tuple[jax.Array, EnvState]:
         """Admit a new patient; the same key admits the same patient as an auto-reset with it."""
-        return self._admit(params, patient.draw(key, self.dtype))
+        return self._admit(params, self._draw(key))
 
     def is_terminated(self, state: EnvState, params: P) -> jax.Array:
-        return state.patient.inflammation.damage >= DEATH_DAMAGE
+        return state.patient.damage >= DEATH_DAMAGE
 
     def get_obs(self, state: EnvState, params: P | None = None, key: Any = None) -> jax.Array:
-        return features.observation_vector(self.observation_names, state)
+        return features.observation_vector(self.observation_names, state, self.features)
 
     # --- shared dynamics --------------------------------------------------------------------
 
     def _params(self, params: P | None) -> P:
         return self.default_params if params is None else params
 
+    def _draw(self, key: jax.Array) -> Draws:
+        return patient.draw(key, self.dtype, len(self._patient_fields))
+
+    def _patient(self, state: EnvState, params: P) -> Any:
+        """This patient's physiological params: drawn at admission, or the env params'."""
+        return params.patient if state.physiology is None else state.physiology
+
     def _admit(self, params: P, draws: Draws) -> tuple[jax.Array, EnvState]:
         volume, vaso_dose = self._admission_treatment(params)
-        pat = patient.admit(params.patient, volume, vaso_dose, draws, self.dtype)
+        physiology = None
+        if self.patient_spread:
+            physiology = sample_patient(params.patient, self.patient_spread, draws.patient_u)
+        patient_params = params.patient if physiology is None else physiology
+        pat = self.model.admit(patient_params, volume, vaso_dose, draws, self.dtype)
         sofa = sofa_score(pat.map_mmhg, pat.vaso_dose, pat.urine, pat.lactate)
         zero = jnp.zeros((), self.dtype)
         state = EnvState(
@@ -174,6 +265,7 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
             antibiotic_active=jnp.asarray(False),
             sofa=sofa,
             time=jnp.asarray(0, jnp.int32),
+            physiology=physiology,
         )
         return self.get_obs(state), state
 
@@ -181,16 +273,17 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
         self, state: EnvState, action: jax.Array, params: P, draws: Draws
     ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, dict[str, Any]]:
         treat = self._treat(state, self.clip_action(action), params)
-        pat = patient.advance(
+        patient_params = self._patient(state, params)
+        pat = self.model.advance(
             state.patient,
-            params.patient,
-            make_integrator(self.solver),
+            patient_params,
+            make_integrator(self.solver, self.model.vector_field),
             treat.fluid_ml,
             treat.vaso_dose,
             treat.antibiotic_efficacy,
             draws,
         )
-        on_vasopressors = jnp.where(treat.vaso_dose > 0.0, params.patient.dt, 0.0)
+        on_vasopressors = jnp.where(treat.vaso_dose > 0.0, patient_params.dt, 0.0)
         new_state = EnvState(
             patient=pat,
             total_fluid_ml=state.total_fluid_ml + treat.fluid_ml,
@@ -200,6 +293,7 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
             antibiotic_active=treat.antibiotic_active,
             sofa=sofa_score(pat.map_mmhg, pat.vaso_dose, pat.urine, pat.lactate),
             time=state.time + 1,
+            physiology=state.physiology,
         )
         terminated = self.is_terminated(new_state, params)
         reward = self._reward(state, new_state, params)

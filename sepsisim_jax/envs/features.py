@@ -26,6 +26,7 @@ from sepsisim_jax.envs.state import EnvState
 from sepsisim_jax.physiology.cardiovascular import MAP_RANGE, URINE_RANGE, VOLUME_RANGE
 from sepsisim_jax.physiology.lactate import LACTATE_RANGE
 from sepsisim_jax.physiology.sofa import MAX_SOFA
+from sepsisim_jax.physiology.virtual_patients import PatientField
 
 Bound = float | Callable[[Any], Any]
 
@@ -66,9 +67,7 @@ FEATURES: dict[str, Feature] = {
         Feature("map_mmhg", "MAP", "mmHg", *MAP_RANGE, lambda s: s.patient.map_mmhg),
         Feature("lactate", "lactate", "mmol/L", *LACTATE_RANGE, lambda s: s.patient.lactate),
         Feature("urine_output", "urine output", "mL/kg/h", *URINE_RANGE, lambda s: s.patient.urine),
-        Feature(
-            "tissue_damage", "tissue damage", "", 0.0, 1.0, lambda s: s.patient.inflammation.damage
-        ),
+        Feature("tissue_damage", "tissue damage", "", 0.0, 1.0, lambda s: s.patient.damage),
         Feature(
             "intravascular_volume", "excess volume", "L", *VOLUME_RANGE, lambda s: s.patient.volume
         ),
@@ -85,8 +84,8 @@ FEATURES: dict[str, Feature] = {
             "bacteria",
             "",
             0.0,
-            lambda p: p.patient.inflammation.b_max,  # the carrying capacity clips B
-            lambda s: s.patient.inflammation.bacteria,
+            lambda p: p.patient.bacteria_max,
+            lambda s: s.patient.bacteria,
         ),
         Feature("sofa", "SOFA score", "", 0.0, float(MAX_SOFA), lambda s: s.sofa),
         Feature(
@@ -116,31 +115,86 @@ FEATURES: dict[str, Feature] = {
             lambda p: p.max_steps_in_episode * MAX_FLUID_ML,
             lambda s: s.total_fluid_ml,
         ),
+        # v1 (coupled Reynolds 2006) hidden state, reported in info.
+        Feature(
+            "phagocytes",
+            "activated phagocytes N*",
+            "",
+            0.0,
+            lambda p: p.patient.reynolds.s_nr / p.patient.reynolds.mu_n,  # R / (mu_nr + R) < 1
+            lambda s: s.patient.ode.inflammation.phagocytes,
+        ),
+        Feature(
+            "anti_inflammatory",
+            "anti-inflammatory mediator C_A",
+            "",
+            0.0,
+            lambda p: (p.patient.reynolds.s_c + p.patient.reynolds.k_cn) / p.patient.reynolds.mu_c,
+            lambda s: s.patient.ode.inflammation.anti_inflammatory,
+        ),
+        Feature(
+            "reynolds_damage",
+            "tissue damage D",
+            "",
+            0.0,
+            float("inf"),
+            lambda s: s.patient.ode.inflammation.damage,
+        ),
+        Feature(
+            "leaked_fluid",
+            "fluid leaked into tissues",
+            "L",
+            0.0,
+            float("inf"),
+            lambda s: s.patient.ode.interstitial,
+        ),
     )
 }
 
 
-def features(names: tuple[str, ...]) -> tuple[Feature, ...]:
+def parameter_feature(field: PatientField) -> Feature:
+    """A virtual patient's drawn parameter as a feature (its declared range as bounds)."""
+    spec = field.spec
+    return Feature(
+        field.name,
+        field.name,
+        spec.unit,
+        spec.low,
+        spec.high,
+        lambda s: field.read(s.physiology),
+    )
+
+
+Table = dict[str, Feature]
+
+
+def features(names: tuple[str, ...], table: Table = FEATURES) -> tuple[Feature, ...]:
     """The declared features of ``names``, in order; ``KeyError`` naming an unknown one."""
-    unknown = [n for n in names if n not in FEATURES]
+    unknown = [n for n in names if n not in table]
     if unknown:
-        raise KeyError(f"undeclared feature(s) {unknown}; declared: {list(FEATURES)}")
-    return tuple(FEATURES[n] for n in names)
+        raise KeyError(f"undeclared feature(s) {unknown}; declared: {list(table)}")
+    return tuple(table[n] for n in names)
 
 
-def observation_vector(names: tuple[str, ...], state: EnvState) -> jax.Array:
+def observation_vector(
+    names: tuple[str, ...], state: EnvState, table: Table = FEATURES
+) -> jax.Array:
     """The float32 observation vector of ``names`` read from ``state``."""
-    return jnp.stack([jnp.asarray(f.read(state), jnp.float32) for f in features(names)])
+    return jnp.stack([jnp.asarray(f.read(state), jnp.float32) for f in features(names, table)])
 
 
-def observation_bounds(names: tuple[str, ...], params: Any) -> tuple[jax.Array, jax.Array]:
+def observation_bounds(
+    names: tuple[str, ...], params: Any, table: Table = FEATURES
+) -> tuple[jax.Array, jax.Array]:
     """Float32 ``(low, high)`` vectors of ``names`` for ``params``."""
-    pairs = [f.bounds(params) for f in features(names)]
+    pairs = [f.bounds(params) for f in features(names, table)]
     low = jnp.stack([jnp.asarray(lo, jnp.float32) for lo, _ in pairs])
     high = jnp.stack([jnp.asarray(hi, jnp.float32) for _, hi in pairs])
     return low, high
 
 
-def info_dict(names: tuple[str, ...], state: EnvState) -> dict[str, jax.Array]:
+def info_dict(
+    names: tuple[str, ...], state: EnvState, table: Table = FEATURES
+) -> dict[str, jax.Array]:
     """``{name: value}`` of ``names`` read from ``state``, each in its state dtype."""
-    return {f.name: f.read(state) for f in features(names)}
+    return {f.name: f.read(state) for f in features(names, table)}

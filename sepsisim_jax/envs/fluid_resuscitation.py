@@ -47,6 +47,7 @@ class FluidResuscitation(SepsisEnv[FluidResuscitationParams]):
     """Fluid resuscitation: restore MAP and lactate clearance without fluid overload."""
 
     env_id = "FluidResuscitation-v0"
+    params_cls = FluidResuscitationParams
     severity_bacteria = {"easy": 0.2, "medium": 0.4, "hard": 0.6}
     observation_names = (
         "map_mmhg",
@@ -69,10 +70,6 @@ class FluidResuscitation(SepsisEnv[FluidResuscitationParams]):
     )
     action_low = np.array([0.0], np.float32)
     action_high = np.array([MAX_FLUID_ML], np.float32)
-
-    @property
-    def default_params(self) -> FluidResuscitationParams:
-        return FluidResuscitationParams(patient=self.patient_params())
 
     def _admission_treatment(self, params: FluidResuscitationParams) -> tuple[float, float]:
         return 0.0, 0.0
@@ -99,5 +96,5 @@ class FluidResuscitation(SepsisEnv[FluidResuscitationParams]):
             + lactate_reward(pat.lactate)
             + urine_reward(pat.urine)
             - excess(pat.volume, 4.0)
-            - 0.1 * pat.inflammation.damage
+            - 0.1 * pat.damage
         )

@@ -12,15 +12,26 @@ from sepsisim_jax.envs.base import SepsisEnv
 from sepsisim_jax.envs.clinical import EPISODE_STEPS, SEVERITIES
 from sepsisim_jax.envs.fluid_resuscitation import FluidResuscitation
 from sepsisim_jax.envs.sepsis_management import SepsisManagement
+from sepsisim_jax.envs.v1 import FluidResuscitationV1, SepsisManagementV1, VasopressorTitrationV1
 from sepsisim_jax.envs.vasopressor_titration import VasopressorTitration
 from sepsisim_jax.physiology.parameters import replace_params
 from sepsisim_jax.physiology.solver import SolverConfig
 
 NAMESPACE = "sepsisim_jax"
 ENVIRONMENTS: dict[str, type[SepsisEnv]] = {
-    cls.env_id: cls for cls in (FluidResuscitation, VasopressorTitration, SepsisManagement)
+    cls.env_id: cls
+    for cls in (
+        FluidResuscitation,
+        VasopressorTitration,
+        SepsisManagement,
+        FluidResuscitationV1,
+        VasopressorTitrationV1,
+        SepsisManagementV1,
+    )
 }
 ENV_IDS: tuple[str, ...] = tuple(ENVIRONMENTS)
+V0_IDS: tuple[str, ...] = tuple(e for e in ENV_IDS if e.endswith("-v0"))  # the reference's
+V1_IDS: tuple[str, ...] = tuple(e for e in ENV_IDS if e.endswith("-v1"))  # coupled Reynolds
 MAX_EPISODE_STEPS = EPISODE_STEPS  # the reference's Gymnasium time limit
 # The reference's constructor options besides ``severity``, per environment. ``dt`` is the
 # patient parameter of that name; the others set the parameter named here.
@@ -29,6 +40,7 @@ REFERENCE_OPTIONS: dict[str, tuple[str, ...]] = {
     "VasopressorTitration-v0": ("dt", "antibiotic_given", "fluid_protocol"),
     "SepsisManagement-v0": ("dt",),
 }
+REFERENCE_OPTIONS |= {k.replace("-v0", "-v1"): v for k, v in REFERENCE_OPTIONS.items()}
 _OPTION_PARAMS = {"antibiotic_given": "antibiotic_efficacy", "fluid_protocol": "fluid_protocol_ml"}
 _ADAPTER = "sepsisim_jax.gymnasium_adapter"
 
@@ -45,6 +57,8 @@ def make(
     env_id: str,
     severity: str = "medium",
     solver: SolverConfig | str = "rk4",
+    patient_spread: float = 0.0,
+    observation: str = "full",
     **params: Any,
 ) -> tuple[SepsisEnv, Any]:
     """Build an environment and its validated default params: ``env, params = make(id)``.
@@ -54,6 +68,9 @@ def make(
         severity: ``"easy"``, ``"medium"`` or ``"hard"`` (initial bacterial load).
         solver: ``"rk4"`` (fixed step, fast), ``"dopri5"`` (adaptive, as the reference) or a
             :class:`SolverConfig`.
+        patient_spread: virtual patients (0: the same patient every admission; above 0 each
+            admission draws its parameters, see :class:`SepsisEnv`).
+        observation: ``"full"``, ``"clinical"`` or ``"privileged"`` (see :class:`SepsisEnv`).
         **params: the reference's constructor options (:data:`REFERENCE_OPTIONS`: ``dt``
             in hours, ``antibiotic_given`` a bool, ``fluid_protocol`` in mL/h, with the
             reference's defaults 1.0, True and 250.0) and parameter overrides by field name,
@@ -66,7 +83,9 @@ def make(
             a non-bool ``antibiotic_given``.
     """
     cls = env_class(env_id)
-    env = cls(severity=severity, solver=solver)
+    env = cls(
+        severity=severity, solver=solver, patient_spread=patient_spread, observation=observation
+    )
     defaults = env.default_params
     return env, replace_params(defaults, **_reference_options(cls.env_id, defaults, params))
 
@@ -132,6 +151,8 @@ __all__ = [
     "MAX_EPISODE_STEPS",
     "REFERENCE_OPTIONS",
     "SEVERITIES",
+    "V0_IDS",
+    "V1_IDS",
     "env_class",
     "make",
     "register_gymnasium",

@@ -55,6 +55,7 @@ class SepsisManagement(SepsisEnv[SepsisManagementParams]):
     """Combined management: fluids, vasopressors and when to start antibiotics."""
 
     env_id = "SepsisManagement-v0"
+    params_cls = SepsisManagementParams
     severity_bacteria = {"easy": 0.25, "medium": 0.45, "hard": 0.65}
     observation_names = (
         "map_mmhg",
@@ -82,10 +83,6 @@ class SepsisManagement(SepsisEnv[SepsisManagementParams]):
     )
     action_low = np.array([0.0, -MAX_DOSE_CHANGE, 0.0], np.float32)
     action_high = np.array([MAX_FLUID_ML, MAX_DOSE_CHANGE, 1.0], np.float32)
-
-    @property
-    def default_params(self) -> SepsisManagementParams:
-        return SepsisManagementParams(patient=self.patient_params())
 
     def _admission_treatment(self, params: SepsisManagementParams) -> tuple[float, float]:
         return 0.0, 0.0
@@ -123,6 +120,6 @@ class SepsisManagement(SepsisEnv[SepsisManagementParams]):
             - 0.3 * excess(pat.vaso_dose, 0.5)
             + urine_reward(pat.urine)
             - jnp.where(untreated, 1.0, 0.0)
-            - 0.1 * pat.inflammation.damage
+            - 0.1 * pat.damage
             + jnp.where(stabilised, STABILISATION_BONUS, 0.0)
         )

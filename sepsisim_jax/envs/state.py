@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 from flax import struct
 from gymnax.environments import environment
@@ -19,6 +21,7 @@ class EnvState(environment.EnvState):
     antibiotic_active: jax.Array  # bool
     sofa: jax.Array  # int32, simplified SOFA of the current physiology
     time: jax.Array  # int32, steps taken in this episode
+    physiology: Any = None  # this patient's drawn params (virtual patients), else None
 
 
 @struct.dataclass

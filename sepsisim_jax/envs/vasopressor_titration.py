@@ -55,6 +55,7 @@ class VasopressorTitration(SepsisEnv[VasopressorTitrationParams]):
     """Vasopressor titration: hold MAP in range without excessive vasoconstriction."""
 
     env_id = "VasopressorTitration-v0"
+    params_cls = VasopressorTitrationParams
     severity_bacteria = {"easy": 0.25, "medium": 0.45, "hard": 0.65}
     observation_names = (
         "map_mmhg",
@@ -78,10 +79,6 @@ class VasopressorTitration(SepsisEnv[VasopressorTitrationParams]):
     )
     action_low = np.array([-MAX_DOSE_CHANGE], np.float32)
     action_high = np.array([MAX_DOSE_CHANGE], np.float32)
-
-    @property
-    def default_params(self) -> VasopressorTitrationParams:
-        return VasopressorTitrationParams(patient=self.patient_params())
 
     def _admission_treatment(self, params: VasopressorTitrationParams) -> tuple:
         return params.initial_volume, params.initial_vaso_dose
@@ -115,5 +112,5 @@ class VasopressorTitration(SepsisEnv[VasopressorTitrationParams]):
             + lactate_reward(pat.lactate)
             - 0.5 * excess(pat.vaso_dose, 0.5)
             + urine_reward(pat.urine)
-            - 0.1 * pat.inflammation.damage
+            - 0.1 * pat.damage
         )

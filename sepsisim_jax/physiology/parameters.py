@@ -18,18 +18,25 @@ from flax import struct
 
 @dataclasses.dataclass(frozen=True)
 class ParamSpec:
-    """Default, closed range, unit and literature source of one parameter."""
+    """Default, closed range, unit and literature source of one parameter.
+
+    ``per_patient`` marks a property of the patient, which virtual patients draw at admission;
+    step lengths and measurement noise are not.
+    """
 
     default: float
     low: float
     high: float
     unit: str
     source: str
+    per_patient: bool = True
 
 
-def param(default: float, low: float, high: float, unit: str, source: str) -> Any:
+def param(
+    default: float, low: float, high: float, unit: str, source: str, per_patient: bool = True
+) -> Any:
     """A pytree dataclass field whose metadata holds its :class:`ParamSpec`."""
-    spec = ParamSpec(default, low, high, unit, source)
+    spec = ParamSpec(default, low, high, unit, source, per_patient)
     return struct.field(default=default, metadata={"spec": spec})
 
 

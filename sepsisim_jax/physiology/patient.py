@@ -31,10 +31,19 @@ _REFERENCE = "sepsisim 0.1.0"
 class NoiseParams:
     """Measurement and admission variability; all zero gives a deterministic simulator."""
 
-    map_noise_sd: float = param(2.0, 0.0, 10.0, "mmHg", _REFERENCE + ", N(0, 2) per step")
-    urine_noise_sd: float = param(0.05, 0.0, 0.5, "mL/kg/h", _REFERENCE + ", N(0, 0.05)")
+    map_noise_sd: float = param(
+        2.0, 0.0, 10.0, "mmHg", _REFERENCE + ", N(0, 2) per step", per_patient=False
+    )
+    urine_noise_sd: float = param(
+        0.05, 0.0, 0.5, "mL/kg/h", _REFERENCE + ", N(0, 0.05)", per_patient=False
+    )
     admission_jitter: float = param(
-        0.2, 0.0, 0.5, "fraction", _REFERENCE + ", bacteria and lactate times U(0.8, 1.2)"
+        0.2,
+        0.0,
+        0.5,
+        "fraction",
+        _REFERENCE + ", bacteria and lactate times U(0.8, 1.2)",
+        per_patient=False,
     )
 
 
@@ -46,10 +55,17 @@ class PatientParams:
     cardiovascular: CardiovascularParams = struct.field(default_factory=CardiovascularParams)
     lactate: LactateParams = struct.field(default_factory=LactateParams)
     noise: NoiseParams = struct.field(default_factory=NoiseParams)
-    dt: float = param(1.0, 0.25, 4.0, "h", _REFERENCE + " (one decision per hour)")
+    dt: float = param(
+        1.0, 0.25, 4.0, "h", _REFERENCE + " (one decision per hour)", per_patient=False
+    )
     initial_bacteria: float = param(
         0.4, 0.01, 2.0, "normalised", _REFERENCE + " severity levels 0.2-0.65"
     )
+
+    @property
+    def bacteria_max(self) -> float:
+        """Largest bacterial load a state can hold (the carrying capacity clips it)."""
+        return self.inflammation.b_max
 
 
 @struct.dataclass
@@ -63,6 +79,15 @@ class PatientState:
     lactate: jax.Array  # mmol/L
     urine: jax.Array  # mL/kg/h
 
+    @property
+    def bacteria(self) -> jax.Array:
+        return self.inflammation.bacteria
+
+    @property
+    def damage(self) -> jax.Array:
+        """Tissue damage as a fraction, 1 at most; death at ``DEATH_DAMAGE``."""
+        return self.inflammation.damage
+
 
 @struct.dataclass
 class Draws:
@@ -74,14 +99,17 @@ class Draws:
     admission_urine_z: jax.Array
     bacteria_u: jax.Array  # U(-1, 1), admission bacteria multiplier
     lactate_u: jax.Array  # U(-1, 1), admission lactate multiplier
+    patient_u: jax.Array | None = None  # U(0, 1), one per drawn parameter (virtual patients)
 
 
-def draw(key: jax.Array, dtype: jnp.dtype) -> Draws:
-    """All random numbers of one step from a single uniform draw (normals via erfinv)."""
+def draw(key: jax.Array, dtype: jnp.dtype, n_patient: int = 0) -> Draws:
+    """All random numbers of one step from a single uniform draw (normals via erfinv), plus
+    ``n_patient`` uniforms in (0, 1) for a virtual patient's parameters."""
     low = np.nextafter(np.asarray(-1.0, dtype), np.asarray(0.0, dtype))
-    u = jax.random.uniform(key, (6,), dtype, minval=low, maxval=1.0)
+    u = jax.random.uniform(key, (6 + n_patient,), dtype, minval=low, maxval=1.0)
     z = np.sqrt(2.0).astype(dtype) * jax.lax.erf_inv(u[:4])
-    return Draws(z[0], z[1], z[2], z[3], u[4], u[5])
+    patient_u = 0.5 * (u[6:] + 1.0) if n_patient else None
+    return Draws(z[0], z[1], z[2], z[3], u[4], u[5], patient_u)
 
 
 def admit(

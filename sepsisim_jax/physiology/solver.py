@@ -1,4 +1,8 @@
-"""diffrax integration of the inflammation ODE over one environment step.
+"""diffrax integration of a patient model's ODE over one environment step.
+
+``make_integrator(config, vector_field)`` builds the integrator of any elementwise vector field
+``f(t, y, (params, drive))``: the v0 inflammation model and the v1 coupled model use the same
+machinery.
 
 Two solvers, chosen by the static :class:`SolverConfig`:
 
@@ -20,18 +24,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from sepsisim_jax.physiology.inflammation import (
-    InflammationParams,
-    InflammationState,
-    vector_field,
-)
 
 SolverName = Literal["rk4", "dopri5"]
 SOLVERS: tuple[str, ...] = ("rk4", "dopri5")
@@ -84,18 +82,18 @@ class RK4(diffrax.AbstractERK):
         return 4
 
 
-Integrator = Callable[
-    [InflammationState, InflammationParams, jax.Array, jax.Array], InflammationState
-]
+VectorField = Callable[[jax.Array, Any, tuple[Any, Any]], Any]
+Integrator = Callable[[Any, Any, Any, jax.Array], Any]
 
 
 def _diffrax_solve(
     config: SolverConfig,
-    y0: InflammationState,
-    params: InflammationParams,
-    antibiotic_efficacy: jax.Array,
+    vector_field: VectorField,
+    y0: Any,
+    params: Any,
+    drive: Any,
     dt: jax.Array,
-) -> InflammationState:
+) -> Any:
     """One ``diffeqsolve`` from t = 0 to t = dt; ``y0`` leaves may hold a whole batch."""
     if config.name == "rk4":
         solver: diffrax.AbstractSolver = RK4()
@@ -114,7 +112,7 @@ def _diffrax_solve(
         t1=dt,
         dt0=dt0,
         y0=y0,
-        args=(params, antibiotic_efficacy),
+        args=(params, drive),
         saveat=diffrax.SaveAt(t1=True),
         stepsize_controller=controller,
         max_steps=max_steps,
@@ -139,38 +137,42 @@ def _align_batch(axis_size: int, in_batched: tuple, args: tuple) -> tuple:
         jnp.reshape(leaf, (axis_size,) + (1,) * (len(core) - len(c)) + c) if b else leaf
         for (leaf, b), c in zip(pairs, cores, strict=True)
     ]
-    y0, params, abx, dt = jax.tree.unflatten(treedef, aligned)
+    y0, params, drive, dt = jax.tree.unflatten(treedef, aligned)
     y0 = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (axis_size, *core)), y0)
-    return y0, params, abx, dt
+    return y0, params, drive, dt
 
 
 @functools.cache
-def make_integrator(config: SolverConfig) -> Integrator:
-    """``integrate(y0, params, antibiotic_efficacy, dt) -> y1`` for ``config``, built once."""
-    solve = functools.partial(_diffrax_solve, config)
+def make_integrator(config: SolverConfig, vector_field: VectorField) -> Integrator:
+    """``integrate(y0, params, drive, dt) -> y1`` of ``vector_field`` for ``config``, built once.
+
+    ``drive`` holds the inputs held constant over the step (treatment rates); the vector field
+    receives ``args = (params, drive)`` and must act elementwise on every leaf.
+    """
+    solve = functools.partial(_diffrax_solve, config, vector_field)
 
     @jax.custom_batching.custom_vmap
-    def batched_solve(y0, params, abx, dt):
-        return solve(y0, params, abx, dt)
+    def batched_solve(y0, params, drive, dt):
+        return solve(y0, params, drive, dt)
 
     @batched_solve.def_vmap
-    def _batch_rule(axis_size, in_batched, y0, params, abx, dt):
+    def _batch_rule(axis_size, in_batched, y0, params, drive, dt):
         dt_batched = in_batched[3]
         if config.name != "rk4" or dt_batched:
             # Adaptive steps, or a different time grid per patient: plain vmap of diffrax.
             in_axes = jax.tree.map(lambda b: 0 if b else None, in_batched)
-            out = jax.vmap(solve, in_axes=in_axes)(y0, params, abx, dt)
+            out = jax.vmap(solve, in_axes=in_axes)(y0, params, drive, dt)
         else:
             # Recurse into the custom_vmap function so that nested vmaps also take this path.
-            out = batched_solve(*_align_batch(axis_size, in_batched, (y0, params, abx, dt)))
+            out = batched_solve(*_align_batch(axis_size, in_batched, (y0, params, drive, dt)))
         return out, jax.tree.map(lambda _: True, out)
 
     @jax.custom_vjp
-    def integrate(y0, params, abx, dt):
-        return batched_solve(y0, params, abx, dt)
+    def integrate(y0, params, drive, dt):
+        return batched_solve(y0, params, drive, dt)
 
-    def integrate_fwd(y0, params, abx, dt):
-        return batched_solve(y0, params, abx, dt), (y0, params, abx, dt)
+    def integrate_fwd(y0, params, drive, dt):
+        return batched_solve(y0, params, drive, dt), (y0, params, drive, dt)
 
     def integrate_bwd(residuals, cotangent):
         _, pullback = jax.vjp(solve, *residuals)

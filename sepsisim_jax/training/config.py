@@ -19,6 +19,7 @@ class PPOConfig:
 
     env_id: str = "SepsisManagement-v0"
     severity: str = "medium"
+    patient_spread: float = 0.0  # virtual patients (0: the same patient every episode)
     total_timesteps: int = 2_000_000
     num_envs: int = 64
     num_steps: int = 72

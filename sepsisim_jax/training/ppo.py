@@ -106,7 +106,9 @@ def generalized_advantages(
 
 def make_train(config: PPOConfig, env_params: Any = None) -> Trainer:
     """Build the PPO functions for ``config`` (the environment's default params if none)."""
-    env, default_params = make(config.env_id, severity=config.severity)
+    env, default_params = make(
+        config.env_id, severity=config.severity, patient_spread=config.patient_spread
+    )
     env_params = default_params if env_params is None else env_params
     network = actor_critic(config)
     n_envs, n_steps = config.num_envs, config.num_steps

@@ -78,7 +78,7 @@ def _visited_states(n: int) -> np.ndarray:
 def test_one_hour_matches_high_accuracy_reference(solver, tolerance):
     states = _visited_states(64).astype(np.float64)
     with jax.enable_x64(True):
-        integrate = make_integrator(SolverConfig(name=solver))
+        integrate = make_integrator(SolverConfig(name=solver), vector_field)
         ours = jax.vmap(integrate, in_axes=(0, None, None, None))(
             _state(states), PARAMS, jnp.asarray(0.5), jnp.asarray(1.0)
         )
@@ -92,7 +92,7 @@ def test_rk4_converges_with_fourth_order(states):
         expected = _scipy_solution(states, 0.5, 1.0)
         errors = []
         for substeps in (2, 4, 8):
-            integrate = make_integrator(SolverConfig(substeps=substeps))
+            integrate = make_integrator(SolverConfig(substeps=substeps), vector_field)
             out = integrate(_state(states), PARAMS, jnp.asarray(0.5), jnp.asarray(1.0))
             errors.append(np.max(np.abs(_as_array(out) - expected)))
         orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
@@ -102,7 +102,7 @@ def test_rk4_converges_with_fourth_order(states):
 @pytest.mark.parametrize("solver", ["rk4", "dopri5"])
 def test_vmap_equals_one_patient_at_a_time(states, solver):
     states = np.abs(states[:16]).astype(np.float32)
-    integrate = make_integrator(SolverConfig(name=solver))
+    integrate = make_integrator(SolverConfig(name=solver), vector_field)
     abx = jnp.linspace(0.0, 1.0, 16)
     batched = jax.jit(jax.vmap(integrate, in_axes=(0, None, 0, None)))(
         _state(states), PARAMS, abx, jnp.asarray(1.0, jnp.float32)
@@ -117,7 +117,7 @@ def test_vmap_equals_one_patient_at_a_time(states, solver):
 
 def test_nested_vmap_and_batched_params_and_batched_dt(states):
     states = np.abs(states[:12]).reshape(3, 4, 4).astype(np.float32)
-    integrate = make_integrator(SolverConfig())
+    integrate = make_integrator(SolverConfig(), vector_field)
     k_dm = jnp.array([0.3, 0.5, 0.7])
     dt = jnp.array([0.5, 1.0, 2.0], jnp.float32)
 
@@ -135,7 +135,7 @@ def test_nested_vmap_and_batched_params_and_batched_dt(states):
 
 @pytest.mark.slow
 def test_gradient_matches_finite_differences():
-    integrate = make_integrator(SolverConfig())
+    integrate = make_integrator(SolverConfig(), vector_field)
 
     def damage(k_dm, abx):
         p = PARAMS.replace(k_dm=k_dm)

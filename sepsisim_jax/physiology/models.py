@@ -1,0 +1,85 @@
+"""The patient models an environment id can pair with a task.
+
+A :class:`PatientModel` bundles what a task needs from the physiology: the ODE the solver
+integrates, admission and the step, how a severity tier sets the patient, defaults of task
+parameters that are physiology (the antibiotic's kill rate), and features the model adds to
+``info``. ``-v0`` ids pair a task with :data:`SEPSISIM` (the reference's model, unchanged);
+``-v1`` ids with :data:`REYNOLDS_COUPLED`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from sepsisim_jax.physiology import coupled, inflammation, patient
+from sepsisim_jax.physiology.coupled import CoupledParams
+from sepsisim_jax.physiology.patient import PatientParams
+from sepsisim_jax.physiology.reynolds2006 import ReynoldsParams
+from sepsisim_jax.physiology.solver import VectorField
+
+# Pulse's sepsis severities mapped piecewise-linearly onto the Reynolds model (Pulse engine,
+# ImmuneModel.cpp, feature/sepsis 2024): infection severity -> P0, progression -> k_pg.
+PULSE_SEVERITY = (0.0, 0.3, 0.6, 0.9, 1.0)
+PULSE_P0 = (0.0, 1.0, 1.25, 1.4, 1.5)
+PULSE_K_PG = (0.0, 0.25, 0.33, 0.60, 0.65)
+# v1 tiers: one point of severity per tier, for infection and progression alike.
+V1_TIER_SEVERITY = {"easy": 0.3, "medium": 0.6, "hard": 0.9}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PatientModel:
+    """One physiology, as the tasks use it (compared by identity: one instance per model)."""
+
+    version: str
+    description: str
+    vector_field: VectorField
+    admit: Callable[..., Any]
+    advance: Callable[..., Any]
+    patient_params: Callable[[Mapping[str, float], str], Any]
+    severities: tuple[str, ...]
+    task_defaults: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    info_names: tuple[str, ...] = ()
+
+
+def _sepsisim_params(task_loads: Mapping[str, float], severity: str) -> PatientParams:
+    return PatientParams(initial_bacteria=task_loads[severity])
+
+
+def tier_point(severity: str) -> tuple[float, float]:
+    """``(P0, k_pg)`` of a v1 tier, from Pulse's severity tables."""
+    s = V1_TIER_SEVERITY[severity]
+    return float(np.interp(s, PULSE_SEVERITY, PULSE_P0)), float(
+        np.interp(s, PULSE_SEVERITY, PULSE_K_PG)
+    )
+
+
+def _coupled_params(task_loads: Mapping[str, float], severity: str) -> CoupledParams:
+    del task_loads  # the tiers of v1 are the same for every task
+    p0, k_pg = tier_point(severity)
+    return CoupledParams(reynolds=ReynoldsParams(k_pg=k_pg), initial_pathogen=p0)
+
+
+SEPSISIM = PatientModel(
+    version="v0",
+    description="sepsisim 0.1.0: 4-ODE inflammation after Reynolds 2006, lumped circulation",
+    vector_field=inflammation.vector_field,
+    admit=patient.admit,
+    advance=patient.advance,
+    patient_params=_sepsisim_params,
+    severities=("easy", "medium", "hard"),
+)
+REYNOLDS_COUPLED = PatientModel(
+    version="v1",
+    description="published Reynolds et al. 2006 model coupled both ways to the circulation",
+    vector_field=coupled.vector_field,
+    admit=coupled.admit,
+    advance=coupled.advance,
+    patient_params=_coupled_params,
+    severities=tuple(V1_TIER_SEVERITY),
+    task_defaults={"antibiotic_efficacy": 0.2},
+    info_names=("phagocytes", "anti_inflammatory", "reynolds_damage", "leaked_fluid"),
+)
