@@ -30,7 +30,11 @@ from sepsisim_jax.physiology.models import SEPSISIM, PatientModel
 from sepsisim_jax.physiology.patient import Draws
 from sepsisim_jax.physiology.sofa import sofa_score
 from sepsisim_jax.physiology.solver import SolverConfig, make_integrator
-from sepsisim_jax.physiology.virtual_patients import per_patient_fields, sample_patient
+from sepsisim_jax.physiology.virtual_patients import (
+    per_patient_fields,
+    replace_fields,
+    sample_patient,
+)
 
 P = TypeVar("P", bound=environment.EnvParams)
 
@@ -179,11 +183,14 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
 
         Bounds that follow from a parameter (bacteria from ``b_max``, counters from the episode
         length and ``dt``) are computed from ``params``, so observations stay inside the space
-        for params anywhere in their declared ranges.
+        for params anywhere in their declared ranges. With virtual patients, each per-patient
+        parameter counts at the top of its range (the carrying capacities bound bacteria).
         """
-        low, high = features.observation_bounds(
-            self.observation_names, self._params(params), self.features
-        )
+        params = self._params(params)
+        if self.patient_spread:
+            tops = {f.name: f.spec.high for f in self._patient_fields}
+            params = params.replace(patient=replace_fields(params.patient, tops))
+        low, high = features.observation_bounds(self.observation_names, params, self.features)
         return spaces.Box(low, high, low.shape, jnp.float32)
 
     def observation_index(self, name: str) -> int:

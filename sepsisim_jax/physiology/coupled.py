@@ -19,7 +19,8 @@ and the couplings are
 
 with the Reynolds equations of :mod:`~sepsisim_jax.physiology.reynolds2006` otherwise
 unchanged. A bolus therefore raises MAP while it runs and not after: the fraction of an
-infusion of length ``T`` still in the vessels at its end is ``(1 - exp(-k T)) / (k T)``
+infusion of length ``T`` still in the vessels at its end is ``1 / (k T)`` (quasi-steady;
+``(1 - exp(-k T)) / (k T)`` with the fast mode kept)
 (Ernest et al. 1999 measured about a quarter in sepsis). Sources and assumptions are listed
 per parameter and in ``docs/physiology.md``. After the step the observed MAP adds
 measurement noise; lactate, urine output and SOFA follow from it as in v0. Tissue damage is

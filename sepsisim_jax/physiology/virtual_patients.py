@@ -80,15 +80,16 @@ def sample_patient(params: Any, spread: float, u: jax.Array) -> Any:
     cdf_high = ndtr((log_high - jnp.log(safe)) / spread)
     z = ndtri(cdf_low + u * (cdf_high - cdf_low))
     value = jnp.where(centre > 0, jnp.clip(safe * jnp.exp(spread * z), low, high), centre)
-    return _replace(params, {f.name: value[i] for i, f in enumerate(fields)})
+    return replace_fields(params, {f.name: value[i] for i, f in enumerate(fields)})
 
 
-def _replace(params: Any, values: dict[str, Any]) -> Any:
+def replace_fields(params: Any, values: dict[str, Any]) -> Any:
+    """``params`` with the declared parameters named in ``values`` replaced (flat names)."""
     changes = {}
     for field in dataclasses.fields(params):
         value = getattr(params, field.name)
         if dataclasses.is_dataclass(value):
-            changes[field.name] = _replace(value, values)
+            changes[field.name] = replace_fields(value, values)
         elif field.name in values and "spec" in field.metadata:
             changes[field.name] = values[field.name]
     return params.replace(**changes)
