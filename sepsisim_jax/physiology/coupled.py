@@ -31,6 +31,8 @@ reported as the fraction ``0.9 D / D_lethal`` (at most 1), so the tasks' death r
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -187,38 +189,36 @@ def vector_field(t: jax.Array, y: CoupledODE, args: tuple[CoupledParams, Drive])
     )
 
 
-def _observe(
-    y: CoupledODE,
-    drive: Drive,
-    p: CoupledParams,
-    lac: jax.Array,
-    map_mmhg: jax.Array,
-    urine_z: jax.Array,
-    dtype: jnp.dtype,
-) -> CoupledState:
-    cast = lambda x: jnp.asarray(x, dtype)  # noqa: E731
-    plasma = plasma_volume(y.inflammation.damage, drive.fluid_rate, p.circulation)
-    return CoupledState(
-        ode=jax.tree.map(cast, y),
-        plasma=cast(plasma),
-        vaso_dose=cast(drive.vaso_dose),
-        map_mmhg=cast(map_mmhg),
-        lactate=cast(lac),
-        urine=cast(cardiovascular.urine_output(map_mmhg, p.noise.urine_noise_sd * urine_z)),
-        damage=cast(damage_fraction(y, p)),
-        volume=cast(jnp.clip(plasma + y.interstitial, *VOLUME_RANGE)),
-    )
-
-
 def damage_fraction(y: CoupledODE, p: CoupledParams) -> jax.Array:
     """Reported tissue damage ``0.9 D / D_lethal``, clipped to [0, 1]."""
     return jnp.clip(DAMAGE_FRACTION_AT_DEATH * y.inflammation.damage / p.lethal_damage, 0.0, 1.0)
 
 
-def _noisy_map(y: CoupledODE, drive: Drive, p: CoupledParams, z: jax.Array) -> jax.Array:
+def _observe(
+    y: CoupledODE,
+    drive: Drive,
+    p: CoupledParams,
+    lactate_at: Callable[[jax.Array, jax.Array], jax.Array],
+    map_z: jax.Array,
+    urine_z: jax.Array,
+    dtype: jnp.dtype,
+) -> CoupledState:
+    """The state seen after ``y``: noisy MAP, ``lactate_at(MAP, damage fraction)``, urine."""
+    cast = lambda x: jnp.asarray(x, dtype)  # noqa: E731
     plasma = plasma_volume(y.inflammation.damage, drive.fluid_rate, p.circulation)
-    map_mmhg = true_map(y.inflammation.phagocytes, plasma, drive.vaso_dose, p.circulation)
-    return jnp.clip(map_mmhg + p.noise.map_noise_sd * z, *cardiovascular.MAP_RANGE)
+    map_true = true_map(y.inflammation.phagocytes, plasma, drive.vaso_dose, p.circulation)
+    map_mmhg = jnp.clip(map_true + p.noise.map_noise_sd * map_z, *cardiovascular.MAP_RANGE)
+    fraction = damage_fraction(y, p)
+    return CoupledState(
+        ode=jax.tree.map(cast, y),
+        plasma=cast(plasma),
+        vaso_dose=cast(drive.vaso_dose),
+        map_mmhg=cast(map_mmhg),
+        lactate=cast(lactate_at(map_mmhg, fraction)),
+        urine=cast(cardiovascular.urine_output(map_mmhg, p.noise.urine_noise_sd * urine_z)),
+        damage=cast(fraction),
+        volume=cast(jnp.clip(plasma + y.interstitial, *VOLUME_RANGE)),
+    )
 
 
 def admit(
@@ -241,8 +241,9 @@ def admit(
     lac = lactate.admission_lactate(
         params.lactate, 0.0, 1.0 + noise.admission_jitter * draws.lactate_u
     )
-    map_mmhg = _noisy_map(y, drive, params, draws.admission_map_z)
-    return _observe(y, drive, params, lac, map_mmhg, draws.admission_urine_z, dtype)
+    return _observe(
+        y, drive, params, lambda *_: lac, draws.admission_map_z, draws.admission_urine_z, dtype
+    )
 
 
 def advance(
@@ -265,8 +266,8 @@ def advance(
     )
     y = integrate(state.ode, params, drive, dt)
     y = y.replace(inflammation=reynolds2006.clip_state(y.inflammation))
-    map_mmhg = _noisy_map(y, drive, params, draws.map_z)
-    lac = lactate.lactate_step(
-        state.lactate, map_mmhg, damage_fraction(y, params), params.lactate, dt
-    )
-    return _observe(y, drive, params, lac, map_mmhg, draws.urine_z, dtype)
+
+    def lactate_at(map_mmhg: jax.Array, fraction: jax.Array) -> jax.Array:
+        return lactate.lactate_step(state.lactate, map_mmhg, fraction, params.lactate, dt)
+
+    return _observe(y, drive, params, lactate_at, draws.map_z, draws.urine_z, dtype)
