@@ -11,7 +11,7 @@ a band stated with the target) and the gap. Sections:
    2014): the fraction still intravascular and the MAP rise of the quasi-steady plasma volume;
 3. hours with MAP < 65 in the first 24 h against death (Maheshwari et al. 2018);
 4. refractory shock: mortality when the dose ever exceeded 1 mcg/kg/min (Martin et al. 2015);
-5. fate separation: untreated patients, death within the 72 h episode against death within
+5. fate separation: untreated patients, death within the 96 h episode against death within
    2,000 h, the same patient integrated on;
 6. tier fractions: who survives untreated, who only with treatment, who dies under every
    policy tried; and survival per environment, tier and baseline policy.
@@ -48,10 +48,10 @@ from sepsisim_jax.text_table import Column, text_table
 ENVS = ("FluidResuscitation-v1", "VasopressorTitration-v1", "SepsisManagement-v1")
 TIERS = REYNOLDS_COUPLED.severities
 SPREAD = 0.2
-EPISODE_HOURS = 72
+EPISODE_HOURS = REYNOLDS_COUPLED.episode_steps  # 96 one-hour steps
 FATE_HOURS = 2000
 ANTIBIOTIC_HOURS = tuple(range(13))
-LONGER_EPISODES = (96, 120)  # h: the fate agreement an episode of that length would have
+OTHER_EPISODES = (72, 120)  # h: the fate agreement an episode of that length would have
 SENSITIVITY_KILL = (0.5, 1.0)  # 1/h, against v1's 0.2: how strong an antibiotic Kumar implies
 FIGURE = Path(__file__).resolve().parent.parent / "docs" / "figures" / "antibiotic_delay.png"
 
@@ -79,7 +79,7 @@ POLICY_TEXT = {
     "random": "uniform random actions in the action bounds",
     "max fluids": "1000 mL every hour (FluidResuscitation, SepsisManagement: nothing else, so no "
     "antibiotic in SepsisManagement); VasopressorTitration: its fluid protocol raised from "
-    "250 to 1000 mL/h, dose held",
+    "its default (100 mL/h for v1) to 1000 mL/h, dose held",
     "antibiotic at hour h": "SepsisManagement: the heuristic's fluids and vasopressor, the "
     "antibiotic component overridden to 1 from the observed step h on, 0 before",
     "titrate to MAP 65-75": "vasopressor dose change +0.1 if MAP < 60, +0.05 if MAP < 65, "
@@ -162,7 +162,7 @@ def cohort(
     protocol_hours: jax.Array,
 ) -> dict[str, Any]:
     """``n_patients`` admitted as ``rollout_episodes`` admits them with ``key``, then
-    ``n_steps`` hours (traced: one compilation serves 72 and 2,000) of ``env.step_env``
+    ``n_steps`` hours (traced: one compilation serves 96 and 2,000) of ``env.step_env``
     without auto-reset, keeping per-patient books: the first death, hours with observed
     MAP < 65 over hours 1-24 while alive, the largest dose within the episode, ``N*`` and
     ``D`` at hour 12 and at the end, and the drawn circulation parameters. A task's fluid
@@ -253,7 +253,7 @@ class Runner:
         """One cohort; ``kill`` overrides the antibiotic's kill rate (1/h) for a sensitivity;
         a task's fluid protocol stops after ``protocol_hours``."""
         if policy_id == NONE:
-            hours = FATE_HOURS  # untreated cohorts run on to their fate; 72 h is its start
+            hours = FATE_HOURS  # untreated cohorts run on to their fate; the episode is its start
         k = (env_id, tier, policy_id, hours, abx, kill, protocol_hours)
         if k not in self.cache:
             self.bar.set_postfix_str(f"{env_id} {tier} {POLICY_NAMES[policy_id]} h{abx}")
@@ -444,7 +444,7 @@ def antibiotic_figure(rows: list[dict], n_patients: int) -> Figure:
     )
     ax.plot([], [], "k:", lw=1.5, label="Kumar's slope from each tier's hour-0 survival")
     ax.set_xlabel("hour after admission at which the antibiotic is started")
-    ax.set_ylabel("survival at 72 h (%)")
+    ax.set_ylabel(f"survival at {EPISODE_HOURS} h (%)")
     ax.set_xticks(hours)
     ax.set_xlim(-0.3, hours[-1] + 0.3)
     ax.set_ylim(0, 100)
@@ -569,7 +569,7 @@ def bolus(run: Runner) -> tuple[dict, list[dict]]:
 
 
 def hypotension(run: Runner, envs: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
-    """Section 3: hours of observed MAP < 65 in the first 24 h against death by 72 h."""
+    """Section 3: hours of observed MAP < 65 in the first 24 h against death in the episode."""
     rows, targets = [], []
     for env_id in [e for e in ("VasopressorTitration-v1", "SepsisManagement-v1") if e in envs]:
         for policy_id in (RANDOM, HEURISTIC):
@@ -667,26 +667,26 @@ def fates(run: Runner, envs: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
     for env_id in envs:
         for tier in TIERS:
             out = run(env_id, tier, NONE, hours=FATE_HOURS)
-            died72 = out["death_hour"] <= EPISODE_HOURS
+            died_in_episode = out["death_hour"] <= EPISODE_HOURS
             died_fate = out["death_hour"] <= FATE_HOURS
             survivors = ~died_fate
             stopped = None
             if env_id.startswith("VasopressorTitration"):
                 after = run(env_id, tier, NONE, protocol_hours=EPISODE_HOURS)
-                stopped = float((died72 == (after["death_hour"] <= FATE_HOURS)).mean())
+                stopped = float((died_in_episode == (after["death_hour"] <= FATE_HOURS)).mean())
             rows.append(
                 {
                     "env_id": env_id,
                     "tier": tier,
-                    "n": len(died72),
-                    "died_72h": float(died72.mean()),
+                    "n": len(died_in_episode),
+                    "died_in_episode": float(died_in_episode.mean()),
                     "died_2000h": float(died_fate.mean()),
-                    "late_deaths": float((died_fate & ~died72).mean()),
-                    "agreement": float((died72 == died_fate).mean()),
-                    "agreement_protocol_stopped_at_72h": stopped,
+                    "late_deaths": float((died_fate & ~died_in_episode).mean()),
+                    "agreement": float((died_in_episode == died_fate).mean()),
+                    "agreement_protocol_stopped_after_episode": stopped,
                     "agreement_if_episode_hours": {
                         str(h): float(((out["death_hour"] <= h) == died_fate).mean())
-                        for h in LONGER_EPISODES
+                        for h in OTHER_EPISODES
                     },
                     "alive_not_recovered_2000h": float(
                         (
@@ -695,9 +695,9 @@ def fates(run: Runner, envs: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
                         ).mean()
                     ),
                     "median_late_death_hour": float(
-                        np.median(out["death_hour"][died_fate & ~died72])
+                        np.median(out["death_hour"][died_fate & ~died_in_episode])
                     )
-                    if (died_fate & ~died72).any()
+                    if (died_fate & ~died_in_episode).any()
                     else None,
                     "survivors_final_damage_max": float(out["final_damage"][survivors].max())
                     if survivors.any()
@@ -710,7 +710,7 @@ def fates(run: Runner, envs: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
             targets.append(
                 target(
                     "5 fate separation",
-                    "agreement of 72 h outcome with 2,000 h fate, untreated",
+                    f"agreement of {EPISODE_HOURS} h outcome with 2,000 h fate, untreated",
                     "modelling target (an episode shows the patient's fate)",
                     ">= 95%",
                     (FATE_AGREEMENT, 1.0),
@@ -799,7 +799,9 @@ def _delay_table(rows: list[dict], kill_column: bool = False) -> str:
 
 def print_delay(results: dict[str, Any], n: int) -> None:
     print(f"\n1. Antibiotic delay: SepsisManagement-v1, heuristic haemodynamics, {n:,} patients")
-    print("survival at 72 h (%) by antibiotic hour h; lost/h in points (Kumar 7.6); OR per hour")
+    print(
+        f"survival at {EPISODE_HOURS} h (%) by antibiotic hour h; lost/h (Kumar 7.6); OR per hour"
+    )
     print(_delay_table(results["antibiotic_delay"]))
     print("sensitivity (not the model's default): the same with a stronger antibiotic")
     print(_delay_table(results["antibiotic_delay_sensitivity"], kill_column=True))
@@ -851,7 +853,7 @@ def print_bolus(b: dict[str, Any]) -> None:
 
 
 def print_hypotension(rows: list[dict]) -> None:
-    print("\n3. Hours with observed MAP < 65 over hours 1-24 and death by 72 h (tiers pooled)")
+    print(f"\n3. Hours with observed MAP < 65 over hours 1-24 and death by {EPISODE_HOURS} h")
     print("survival of the patients alive at 24 h, by hours below 65 (n in brackets)")
     cols: list[Column] = [
         ("environment", "<24", lambda r: r["env_id"]),
@@ -878,7 +880,7 @@ def print_hypotension(rows: list[dict]) -> None:
 
 
 def print_refractory(rows: list[dict]) -> None:
-    print("\n4. Refractory shock: mortality at 72 h when the dose ever exceeded 1 mcg/kg/min")
+    print(f"\n4. Refractory shock: mortality at {EPISODE_HOURS} h when the dose ever exceeded 1")
     cols: list[Column] = [
         ("environment", "<24", lambda r: r["env_id"]),
         ("policy", "<20", lambda r: r["policy"]),
@@ -892,34 +894,36 @@ def print_refractory(rows: list[dict]) -> None:
 
 
 def print_fates(rows: list[dict]) -> None:
-    print(f"\n5. Fate separation, untreated: death within 72 h against within {FATE_HOURS:,} h")
+    print(
+        f"\n5. Fate separation, untreated: death within {EPISODE_HOURS} h, within {FATE_HOURS:,} h"
+    )
     cols: list[Column] = [
         ("environment", "<24", lambda r: r["env_id"]),
         ("tier", "<6", lambda r: r["tier"]),
-        ("died 72h", ">8", lambda r: f"{r['died_72h']:.3f}"),
+        (f"died {EPISODE_HOURS}h", ">8", lambda r: f"{r['died_in_episode']:.3f}"),
         ("died 2000h", ">10", lambda r: f"{r['died_2000h']:.3f}"),
         ("agreement", ">9", lambda r: f"{r['agreement']:.3f}"),
         ("late death, median h", ">20", lambda r: _fmt(r["median_late_death_hour"], ".0f")),
         ("alive, not recovered", ">20", lambda r: f"{r['alive_not_recovered_2000h']:.3f}"),
         (
-            "agreement at 96/120 h",
+            f"agreement at {'/'.join(map(str, OTHER_EPISODES))} h",
             ">21",
             lambda r: "/".join(f"{v:.3f}" for v in r["agreement_if_episode_hours"].values()),
         ),
         (
             "agreement, protocol stopped",
             ">27",
-            lambda r: _fmt(r["agreement_protocol_stopped_at_72h"], ".3f"),
+            lambda r: _fmt(r["agreement_protocol_stopped_after_episode"], ".3f"),
         ),
     ]
     print(text_table(rows, cols))
     print("alive, not recovered: alive at 2,000 h with P >= 0.01 or D >= 1")
-    print("agreement at 96/120 h: had the episode been that long (the same patients)")
-    print("protocol stopped: VasopressorTitration's 250 mL/h fluid protocol stopped after 72 h")
+    print("agreement at other lengths: had the episode been that long (the same patients)")
+    print(f"protocol stopped: VasopressorTitration's fluid protocol ends at {EPISODE_HOURS} h")
 
 
 def print_survival(rows: list[dict], fractions: list[dict], n: int) -> None:
-    print(f"\n6a. Survival at 72 h by policy ({n:,} patients each, spread {SPREAD:g})")
+    print(f"\n6a. Survival at {EPISODE_HOURS} h by policy ({n:,} patients each, spread {SPREAD:g})")
     cols: list[Column] = [
         ("environment", "<24", lambda r: r["env_id"]),
         ("tier", "<6", lambda r: r["tier"]),

@@ -214,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = run_rollouts(args)
     print(f"{args.patients:,} patients per cohort, severity {args.severity}, solver {args.solver}")
     print(format_table(rows))
-    print("env-steps/s: patients x 72 steps / wall time of the compiled rollout (one run).")
+    print("env-steps/s: patients x episode steps / wall time of the compiled rollout (one run).")
     if args.json:
         _write_json(args.json, rows)
     return 0

@@ -81,12 +81,14 @@ def rollout_episodes(
     policy: Policy,
     key: jax.Array,
     n_patients: int,
-    n_steps: int = 72,
+    n_steps: int | None = None,
 ) -> EpisodeStats:
     """Run ``n_patients`` episodes of at most ``n_steps`` steps under ``policy``.
 
-    ``n_steps`` must be at least ``params.max_steps_in_episode`` for every episode to end.
+    ``n_steps`` must be at least ``params.max_steps_in_episode`` for every episode to end;
+    the default is the patient model's episode length (72 steps for v0, 96 for v1).
     """
+    n_steps = env.model.episode_steps if n_steps is None else n_steps
     dtype = env.dtype
     zeros = jnp.zeros((n_patients,), dtype)
     initial = EpisodeStats(
@@ -144,9 +146,11 @@ def trajectories(
     policy: Policy,
     key: jax.Array,
     n_patients: int,
-    n_steps: int = 72,
+    n_steps: int | None = None,
 ) -> Trajectories:
-    """Every step of ``n_patients`` patients under ``policy`` (auto-reset after an episode)."""
+    """Every step of ``n_patients`` patients under ``policy`` (auto-reset after an episode);
+    ``n_steps`` defaults to the patient model's episode length."""
+    n_steps = env.model.episode_steps if n_steps is None else n_steps
 
     def record(carry, obs, state, action, output):
         _, _, reward, terminated, truncated, info = output
@@ -226,14 +230,16 @@ def clinical_course(
     policy: Policy,
     key: jax.Array,
     n_patients: int,
-    n_hours: int = 72,
+    n_hours: int | None = None,
 ) -> Course:
     """Hour-by-hour signals of ``n_patients`` first episodes under ``policy``, for figures.
 
     Patients, noise and actions are those of :func:`rollout_episodes` with the same ``key``,
     so the episodes (and returns) are the same. ``n_hours`` must be at least
-    ``params.max_steps_in_episode`` for every episode to end.
+    ``params.max_steps_in_episode`` for every episode to end (default: the patient model's
+    episode length).
     """
+    n_hours = env.model.episode_steps if n_hours is None else n_hours
     dtype = env.dtype
     nan = jnp.asarray(jnp.nan, dtype)
 

@@ -164,9 +164,13 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
 
     @property
     def default_params(self) -> P:
-        """The task's params with its model's patient at this severity."""
-        params = self.params_cls(patient=self.patient_params())
-        return params.replace(**self.model.task_defaults)
+        """The task's params with its model's patient at this severity, its episode length and
+        its defaults of the task parameters this task has."""
+        params = self.params_cls(
+            patient=self.patient_params(), max_steps_in_episode=self.model.episode_steps
+        )
+        own = {k: v for k, v in self.model.task_defaults.items() if hasattr(params, k)}
+        return params.replace(**own)
 
     def patient_params(self) -> Any:
         """The model's patient at this severity (the v0 tiers are the task's bacterial loads)."""

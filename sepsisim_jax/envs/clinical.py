@@ -9,7 +9,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-EPISODE_STEPS = 72  # steps per episode (the reference's Gymnasium time limit)
+from sepsisim_jax.physiology.models import SEPSISIM
+
+EPISODE_STEPS = SEPSISIM.episode_steps  # 72, the reference's Gymnasium time limit
 MAX_FLUID_ML = 1000.0  # largest bolus per step, mL
 MAX_DOSE = 2.0  # largest norepinephrine-equivalent dose, mcg/kg/min
 MAX_DOSE_CHANGE = 0.1  # largest dose change per step, mcg/kg/min

@@ -9,7 +9,7 @@ import gymnax
 import numpy as np
 
 from sepsisim_jax.envs.base import SepsisEnv
-from sepsisim_jax.envs.clinical import EPISODE_STEPS, SEVERITIES
+from sepsisim_jax.envs.clinical import SEVERITIES
 from sepsisim_jax.envs.fluid_resuscitation import FluidResuscitation
 from sepsisim_jax.envs.sepsis_management import SepsisManagement
 from sepsisim_jax.envs.v1 import FluidResuscitationV1, SepsisManagementV1, VasopressorTitrationV1
@@ -32,7 +32,6 @@ ENVIRONMENTS: dict[str, type[SepsisEnv]] = {
 ENV_IDS: tuple[str, ...] = tuple(ENVIRONMENTS)
 V0_IDS: tuple[str, ...] = tuple(e for e in ENV_IDS if e.endswith("-v0"))  # the reference's
 V1_IDS: tuple[str, ...] = tuple(e for e in ENV_IDS if e.endswith("-v1"))  # coupled Reynolds
-MAX_EPISODE_STEPS = EPISODE_STEPS  # the reference's Gymnasium time limit
 # The reference's constructor options besides ``severity``, per environment. ``dt`` is the
 # patient parameter of that name; the others set the parameter named here.
 REFERENCE_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -73,8 +72,9 @@ def make(
         observation: ``"full"``, ``"clinical"`` or ``"privileged"`` (see :class:`SepsisEnv`).
         **params: the reference's constructor options (:data:`REFERENCE_OPTIONS`: ``dt``
             in hours, ``antibiotic_given`` a bool, ``fluid_protocol`` in mL/h, with the
-            reference's defaults 1.0, True and 250.0) and parameter overrides by field name,
-            e.g. ``map_noise_sd=0.0`` or ``k_growth=0.7``; each is checked against its range.
+            reference's defaults 1.0, True and 250.0, or 100.0 on the v1 patient) and
+            parameter overrides by field name, e.g. ``map_noise_sd=0.0`` or
+            ``k_growth=0.7``; each is checked against its range.
 
     Raises:
         ValueError: unknown id, severity or solver, a parameter outside its range, or an
@@ -141,14 +141,13 @@ def register_gymnasium() -> None:
                 id=full_id,
                 entry_point=f"{_ADAPTER}:SepsisGymEnv",
                 vector_entry_point=f"{_ADAPTER}:SepsisVectorEnv",
-                max_episode_steps=MAX_EPISODE_STEPS,
+                max_episode_steps=env_class(env_id).model.episode_steps,
                 kwargs={"env_id": env_id},
             )
 
 
 __all__ = [
     "ENV_IDS",
-    "MAX_EPISODE_STEPS",
     "REFERENCE_OPTIONS",
     "SEVERITIES",
     "V0_IDS",

@@ -1,6 +1,8 @@
 """The -v1 environments: the v0 tasks, unchanged, on the coupled Reynolds 2006 patient.
 
-Same actions, rewards and observation layout as v0; the patient is
+Same actions, rewards and observation layout as v0, over 96 one-hour steps instead of 72 (the
+patient model's ``episode_steps``: long enough for an untreated patient's fate to show within
+the episode); the patient is
 :data:`~sepsisim_jax.physiology.models.REYNOLDS_COUPLED` (``docs/physiology.md``), whose
 pathogen ``P`` appears where v0 shows bacteria and whose damage ``0.9 D / D_lethal`` appears
 where v0 shows tissue damage. Severity tiers are points of Pulse's severity tables in

@@ -1,10 +1,11 @@
 """The patient models an environment id can pair with a task.
 
 A :class:`PatientModel` bundles what a task needs from the physiology: the ODE the solver
-integrates, admission and the step, how a severity tier sets the patient, defaults of task
-parameters that are physiology (the antibiotic's kill rate), and features the model adds to
-``info``. ``-v0`` ids pair a task with :data:`SEPSISIM` (the reference's model, unchanged);
-``-v1`` ids with :data:`REYNOLDS_COUPLED`.
+integrates, admission and the step, how a severity tier sets the patient, the episode length
+over which its fates separate, defaults of task parameters that depend on the patient (the
+antibiotic's kill rate, a background infusion), and features the model adds to ``info``.
+``-v0`` ids pair a task with :data:`SEPSISIM` (the reference's model, unchanged); ``-v1`` ids
+with :data:`REYNOLDS_COUPLED`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ V1_TIER_SEVERITY = {"easy": 0.3, "medium": 0.6, "hard": 0.9}
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class PatientModel:
-    """One physiology, as the tasks use it (compared by identity: one instance per model)."""
+    """One physiology, as the tasks use it (compared by identity: one instance per model).
+
+    ``task_defaults`` override task parameters by name, in each task that has the parameter.
+    """
 
     version: str
     description: str
@@ -41,6 +45,7 @@ class PatientModel:
     advance: Callable[..., Any]
     patient_params: Callable[[Mapping[str, float], str], Any]
     severities: tuple[str, ...]
+    episode_steps: int
     task_defaults: Mapping[str, float] = dataclasses.field(default_factory=dict)
     info_names: tuple[str, ...] = ()
 
@@ -71,6 +76,7 @@ SEPSISIM = PatientModel(
     advance=patient.advance,
     patient_params=_sepsisim_params,
     severities=("easy", "medium", "hard"),
+    episode_steps=72,  # the reference's Gymnasium time limit
 )
 REYNOLDS_COUPLED = PatientModel(
     version="v1",
@@ -80,6 +86,15 @@ REYNOLDS_COUPLED = PatientModel(
     advance=coupled.advance,
     patient_params=_coupled_params,
     severities=tuple(V1_TIER_SEVERITY),
-    task_defaults={"antibiotic_efficacy": 0.2},
+    # The shortest whole-day episode whose untreated outcome agrees with the 2,000 h fate for
+    # at least 95% of patients (docs/physiology.md, "Fate separation"); 72 h missed it.
+    episode_steps=96,
+    task_defaults={
+        "antibiotic_efficacy": 0.2,
+        # VasopressorTitration's background infusion: maintenance fluid, 25-30 mL/kg/day for
+        # 70-80 kg (NICE CG174, 2013), not the reference's 250 mL/h (6 L/day), which in this
+        # model overloads the tissues and kills some patients days after the episode.
+        "fluid_protocol_ml": 100.0,
+    },
     info_names=("phagocytes", "anti_inflammatory", "reynolds_damage", "leaked_fluid"),
 )

@@ -20,7 +20,7 @@ def evaluate(
 ) -> dict[str, float]:
     """Mean and sd of return, survival rate, mean episode length, mean final MAP, lactate, SOFA.
 
-    Each patient runs one episode (until death or the 72-step cut); works for any
+    Each patient runs one episode (until death or the step limit); works for any
     ``policy(key, obs, params) -> action``, the baselines and :class:`PPOPolicy` alike.
     """
     n_steps = int(params.max_steps_in_episode)

@@ -277,7 +277,8 @@ def test_gymnax_registry_knows_the_environments():
 @pytest.mark.slow
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_stress_10000_patients_random_actions_finite_and_in_bounds(env_id):
-    env, _ = sepsisim_jax.make(env_id)
+    """10,000 virtual patients per tier at the largest spread (1.0), one full episode."""
+    env, _ = sepsisim_jax.make(env_id, patient_spread=1.0)
 
     @jax.jit
     def stress(params, key):
@@ -303,12 +304,12 @@ def test_stress_10000_patients_random_actions_finite_and_in_bounds(env_id):
         (_, ok, finite), _ = jax.lax.scan(
             body,
             (state, jnp.all((obs >= low) & (obs <= high)), jnp.array(True)),
-            jax.random.split(key_loop, 72),
+            jax.random.split(key_loop, env.model.episode_steps),
         )
         return ok, finite
 
     for severity in sepsisim_jax.SEVERITIES:
-        _, params = sepsisim_jax.make(env_id, severity=severity)
+        _, params = sepsisim_jax.make(env_id, severity=severity, patient_spread=1.0)
         ok, finite = stress(params, jax.random.key(0))
         assert bool(finite), severity
         assert bool(ok), severity

@@ -72,6 +72,25 @@ def test_v1_keeps_the_action_space_and_observation_layout_of_v0(v0_id, v1_id):
     shared = {f.name for f in dataclasses.fields(v0_params)} - {"patient"}
     assert shared == {f.name for f in dataclasses.fields(v1_params)} - {"patient"}
     assert v1_params.antibiotic_efficacy == REYNOLDS_COUPLED.task_defaults["antibiotic_efficacy"]
+    # VasopressorTitration's background infusion is maintenance fluid on the v1 patient.
+    if hasattr(v0_params, "fluid_protocol_ml"):
+        assert (v0_params.fluid_protocol_ml, v1_params.fluid_protocol_ml) == (250.0, 100.0)
+        assert sepsisim_jax.make(v1_id, fluid_protocol=250.0)[1].fluid_protocol_ml == 250.0
+
+
+@pytest.mark.parametrize("env_id", V0_IDS + V1_IDS)
+def test_each_id_runs_the_episode_length_of_its_patient_model(env_id):
+    """72 steps for v0 (the reference's), 96 for v1: functional params, Gymnasium's time
+    limit and the default length of cohort rollouts agree."""
+    env, params = sepsisim_jax.make(env_id, severity="easy")
+    expected = 96 if env_id in V1_IDS else 72
+    assert env.model.episode_steps == params.max_steps_in_episode == expected
+    assert gymnasium.spec(f"sepsisim_jax/{env_id}").max_episode_steps == expected
+    if env_id == "VasopressorTitration-v0":
+        return  # every patient of the reference's model dies by hour 8 here: no full episode
+    stats = rollout_episodes(env, params, heuristic_policy(env), jax.random.key(0), 4)
+    assert bool(stats.survived.all())  # the easy default patient under the heuristic
+    np.testing.assert_array_equal(stats.lengths, expected)
 
 
 @pytest.mark.parametrize("env_id", V1_IDS)
@@ -212,7 +231,7 @@ def test_heuristic_beats_no_treatment_and_maximal_fluid_does_worse(env_id):
 
 
 N_ROBUST = 300
-HOURS = 72
+HOURS = REYNOLDS_COUPLED.episode_steps  # one full episode: deaths and the step limit
 
 
 def _random_course(env: SepsisEnv, params, key: jax.Array):
@@ -301,7 +320,7 @@ def test_random_actions_at_full_spread_stay_finite_and_in_bounds(env_id):
             # Distinct patients (two of 300 float32 uniforms coincide with a chance of about
             # 0.5% per parameter).
             assert np.unique(drawn[:, 0]).size >= N_ROBUST - 3, f.name
-        # Episodes end both ways (the run covers deaths and the 72-step limit).
+        # Episodes end both ways (the run covers deaths and the step limit).
         assert terminated.any() and truncated.any(), severity
         space = env.observation_space(params)
         low, high = np.asarray(space.low), np.asarray(space.high)
