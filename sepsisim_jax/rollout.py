@@ -40,7 +40,7 @@ def _scan_cohort(
     policy: Policy,
     key: jax.Array,
     n_patients: int,
-    n_steps: int,
+    n_steps: int | None,
     record: Callable[[Any, jax.Array, EnvState, jax.Array, tuple], tuple[Any, Any]],
     carry: Any,
     auto_reset: bool = True,
@@ -50,9 +50,11 @@ def _scan_cohort(
     Every cohort function shares this key scheme, so the same key gives the same patients,
     noise and actions. ``record(carry, obs, state, action, step_output) -> (carry, per_step)``
     keeps the books (``obs`` and ``state`` are what the action was taken in);
-    ``auto_reset=False`` steps with ``env.step_env`` (no new admission).
+    ``auto_reset=False`` steps with ``env.step_env`` (no new admission); ``n_steps=None`` is
+    the patient model's episode length.
     Returns the admission states, the final ``carry`` and the stacked ``per_step`` values.
     """
+    n_steps = env.model.episode_steps if n_steps is None else n_steps
     key_reset, key_loop = jax.random.split(key)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(
         jax.random.split(key_reset, n_patients), params
@@ -88,7 +90,6 @@ def rollout_episodes(
     ``n_steps`` must be at least ``params.max_steps_in_episode`` for every episode to end;
     the default is the patient model's episode length (72 steps for v0, 96 for v1).
     """
-    n_steps = env.model.episode_steps if n_steps is None else n_steps
     dtype = env.dtype
     zeros = jnp.zeros((n_patients,), dtype)
     initial = EpisodeStats(
@@ -150,7 +151,6 @@ def trajectories(
 ) -> Trajectories:
     """Every step of ``n_patients`` patients under ``policy`` (auto-reset after an episode);
     ``n_steps`` defaults to the patient model's episode length."""
-    n_steps = env.model.episode_steps if n_steps is None else n_steps
 
     def record(carry, obs, state, action, output):
         _, _, reward, terminated, truncated, info = output
@@ -239,7 +239,6 @@ def clinical_course(
     ``params.max_steps_in_episode`` for every episode to end (default: the patient model's
     episode length).
     """
-    n_hours = env.model.episode_steps if n_hours is None else n_hours
     dtype = env.dtype
     nan = jnp.asarray(jnp.nan, dtype)
 
