@@ -43,6 +43,7 @@ from sepsisim_jax.envs.base import SepsisEnv
 from sepsisim_jax.physiology import coupled
 from sepsisim_jax.physiology.models import REYNOLDS_COUPLED, tier_point
 from sepsisim_jax.policies import heuristic_policy
+from sepsisim_jax.rollout import patient_keys
 from sepsisim_jax.text_table import Column, text_table
 
 ENVS = ("FluidResuscitation-v1", "VasopressorTitration-v1", "SepsisManagement-v1")
@@ -169,10 +170,9 @@ def cohort(
     protocol (VasopressorTitration) stops after ``protocol_hours``."""
     act = jax.vmap(_policy_table(env), in_axes=(0, 0, None, None, None))
     step = jax.vmap(env.step_env, in_axes=(0, 0, 0, None))
-    key_reset, key_loop = jax.random.split(key)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(key_reset, n_patients), params
-    )
+    admission_keys, _ = patient_keys(key, jnp.arange(n_patients))
+    _, key_loop = jax.random.split(key)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(admission_keys, params)
     dtype = env.dtype
     books = {
         "alive": jnp.ones((n_patients,), bool),

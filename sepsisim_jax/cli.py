@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import itertools
 import json
-import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
-from tqdm import tqdm
 
 from sepsisim_jax.envs.registration import ENV_IDS, SEVERITIES, make
 from sepsisim_jax.plotting import learning_curve
 from sepsisim_jax.policies import POLICIES
-from sepsisim_jax.rollout import SUMMARY_COLUMNS, rollout_episodes, summarize
+from sepsisim_jax.population import CHUNK_SIZE, RELATIVE_ERROR, cohort_summary
+from sepsisim_jax.rollout import SUMMARY_COLUMNS
 from sepsisim_jax.text_table import text_table
 from sepsisim_jax.training import (
     CheckpointError,
@@ -49,13 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate one episode per patient for each environment and policy, "
         "in one jitted vmapped scan each, and print outcome and throughput.",
     )
-    rollout.add_argument("--patients", type=_positive_int, default=10_000)
+    rollout.add_argument("--patients", type=_positive_int, default=10_000, help="per cohort")
     rollout.add_argument("--env", nargs="+", choices=ENV_IDS, default=list(ENV_IDS))
-    rollout.add_argument("--severity", choices=SEVERITIES, default="medium")
+    rollout.add_argument("--severity", nargs="+", choices=SEVERITIES, default=["medium"])
     rollout.add_argument("--policy", nargs="+", choices=list(POLICIES), default=list(POLICIES))
     rollout.add_argument("--solver", choices=["rk4", "dopri5"], default="rk4")
     rollout.add_argument("--seed", type=int, default=0)
+    rollout.add_argument(
+        "--chunk-size", type=_positive_int, default=CHUNK_SIZE, help="patients per compiled call"
+    )
+    rollout.add_argument(
+        "--spread", type=float, default=0.0, help="virtual patients: patient_spread in [0, 1]"
+    )
+    rollout.add_argument(
+        "--by-parameter", help="with --spread > 0: also summarise per bin of this parameter"
+    )
+    rollout.add_argument("--bins", type=_positive_int, default=5, help="equal-probability bins")
     rollout.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    _add_distributed(rollout)
 
     train = commands.add_parser(
         "train",
@@ -81,52 +93,124 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", type=Path, required=True, help="directory or file")
     evaluate.add_argument("--eval-patients", type=_positive_int, default=1000)
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument(
+        "--chunk-size", type=_positive_int, default=CHUNK_SIZE, help="patients per compiled call"
+    )
     evaluate.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    _add_distributed(evaluate)
     return parser
 
 
+def _add_distributed(command: argparse.ArgumentParser) -> None:
+    group = command.add_argument_group(
+        "many machines",
+        "Run as one process of a jax.distributed job; the cohort is sharded over every device "
+        "of every process and only process 0 prints and writes files. On SLURM, Open MPI or "
+        "Kubernetes --distributed alone suffices; elsewhere give all three of --coordinator, "
+        "--num-processes and --process-id (the first may also come from "
+        "JAX_COORDINATOR_ADDRESS).",
+    )
+    group.add_argument("--distributed", action="store_true", help="join a jax.distributed job")
+    group.add_argument("--coordinator", help="host:port of process 0")
+    group.add_argument("--num-processes", type=_positive_int)
+    group.add_argument("--process-id", type=int)
+
+
+def _initialize_distributed(args: argparse.Namespace) -> None:
+    """``jax.distributed.initialize`` from the command line's options (CPU: gloo collectives)."""
+    given = (args.coordinator, args.num_processes, args.process_id)
+    if not (args.distributed or any(v is not None for v in given)):
+        return
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=args.coordinator,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
+    )
+
+
 def run_rollouts(args: argparse.Namespace) -> list[dict]:
-    """One row per (environment, policy): outcome summary plus measured env-steps/s."""
+    """One row per (environment, severity, policy): outcome summary, quantiles, parameter bins
+    and env-steps/s, the cohort run in chunks (:func:`~sepsisim_jax.population.cohort_summary`).
+    """
     rows = []
-    jobs = [(env_id, policy) for env_id in args.env for policy in args.policy]
-    for env_id, policy_name in tqdm(jobs, desc="rollouts", unit="cohort", file=sys.stderr):
-        env, params = make(env_id, severity=args.severity, solver=args.solver)
-        policy = POLICIES[policy_name](env)
-        n_steps = int(params.max_steps_in_episode)
-        run = rollout_episodes.lower(
-            env, params, policy, jax.random.key(args.seed), args.patients, n_steps
-        ).compile()
-        start = time.perf_counter()
-        stats = jax.block_until_ready(run(params, jax.random.key(args.seed)))
-        elapsed = time.perf_counter() - start
+    for env_id, severity, policy_name in itertools.product(args.env, args.severity, args.policy):
+        try:
+            env, params = make(
+                env_id, severity=severity, solver=args.solver, patient_spread=args.spread
+            )
+            n_steps = int(params.max_steps_in_episode)
+            summary = cohort_summary(
+                env,
+                params,
+                POLICIES[policy_name](env),
+                jax.random.key(args.seed),
+                args.patients,
+                chunk_size=args.chunk_size,
+                n_steps=n_steps,
+                parameter=args.by_parameter,
+                bins=args.bins,
+            )
+        except ValueError as error:
+            raise SystemExit(f"sepsisim-jax rollout: error: {error}") from error
         rows.append(
             {
                 "env": env_id,
-                "severity": args.severity,
+                "severity": severity,
                 "policy": policy_name,
                 "patients": args.patients,
-                **summarize(stats),
-                "env_steps_per_s": args.patients * n_steps / elapsed,
+                **summary.overall.row(),
+                "env_steps_per_s": args.patients * n_steps / summary.run_seconds,
+                "summary": summary.to_dict(),
             }
         )
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
-    """Rollout results: outcome and throughput per environment and policy."""
+    """Rollout results: outcome, return quantiles and throughput per cohort."""
     return text_table(
         rows,
         [
             ("environment", "<24", lambda r: r["env"]),
+            ("severity", "<8", lambda r: r["severity"]),
             ("policy", "<10", lambda r: r["policy"]),
             *SUMMARY_COLUMNS,
+            ("return 5% / 50% / 95%", ">22", _return_quantiles),
             ("env-steps/s", ">12", lambda r: f"{r['env_steps_per_s']:,.0f}"),
         ],
     )
 
 
+def format_bins(rows: list[dict]) -> str:
+    """Per parameter bin: outcome of each cohort's patients in the bin."""
+    groups = [
+        {"cohort": f"{r['env']} {r['severity']} {r['policy']}", "group": g["group"], **g}
+        for r in rows
+        for g in r["summary"]["groups"][1:]
+    ]
+    return text_table(
+        groups,
+        [
+            ("cohort", "<40", lambda r: r["cohort"]),
+            ("bin", "<36", lambda r: r["group"]),
+            ("patients", ">9", lambda r: f"{r['patients']:,}"),
+            *SUMMARY_COLUMNS,
+        ],
+    )
+
+
+def _return_quantiles(row: dict) -> str:
+    q = row["quantiles"]["returns"]
+    return f"{q['0.05']:.1f} / {q['0.5']:.1f} / {q['0.95']:.1f}"
+
+
 def held_out_comparison(
-    ppo: dict[str, PPOPolicy], seed: int, n_patients: int
+    ppo: dict[str, PPOPolicy],
+    seed: int,
+    n_patients: int,
+    chunk_size: int = CHUNK_SIZE,
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
     """The PPO policies, then the baselines, on the held-out patients of ``seed``."""
     config = next(iter(ppo.values())).config
@@ -134,7 +218,15 @@ def held_out_comparison(
         config.env_id, severity=config.severity, patient_spread=config.patient_spread
     )
     baselines = {name: factory(env) for name, factory in POLICIES.items()}
-    return compare_policies(env, params, ppo | baselines, held_out_key(seed), n_patients)
+    return compare_policies(
+        env,
+        params,
+        ppo | baselines,
+        held_out_key(seed),
+        n_patients,
+        chunk_size=chunk_size,
+        progress=progress,
+    )
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -191,7 +283,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         policy = load_checkpoint(args.checkpoint)
     except CheckpointError as error:
         raise SystemExit(f"sepsisim-jax evaluate: error: {error}") from error
-    rows = held_out_comparison({"PPO": policy}, args.seed, args.eval_patients)
+    rows = held_out_comparison(
+        {"PPO": policy}, args.seed, args.eval_patients, args.chunk_size, progress=True
+    )
     config = policy.config
     print(f"{config.env_id}, {config.severity}, {args.eval_patients:,} held-out patients:")
     print(comparison_table(rows))
@@ -209,12 +303,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":
         return run_train(args)
+    _initialize_distributed(args)
+    if jax.process_index() > 0:  # a worker of a distributed job: compute, do not report
+        args.json = None
+        with contextlib.redirect_stdout(io.StringIO()):
+            (run_evaluate if args.command == "evaluate" else run_rollouts)(args)
+        return 0
     if args.command == "evaluate":
         return run_evaluate(args)
     rows = run_rollouts(args)
-    print(f"{args.patients:,} patients per cohort, severity {args.severity}, solver {args.solver}")
+    method = rows[0]["summary"]["quantile_method"]
+    print(
+        f"{args.patients:,} patients per cohort in chunks of {rows[0]['summary']['chunk_size']:,}"
+        f" on {jax.device_count()} device(s), solver {args.solver}, quantiles {method}"
+        + (f" (within {100 * RELATIVE_ERROR:g}% of the exact ones)" if method != "exact" else "")
+    )
     print(format_table(rows))
-    print("env-steps/s: patients x episode steps / wall time of the compiled rollout (one run).")
+    if args.by_parameter:
+        print(format_bins(rows))
+    print("env-steps/s: patients x episode steps / wall time after compilation (one run).")
     if args.json:
         _write_json(args.json, rows)
     return 0

@@ -3,6 +3,12 @@
 A patient's episode ends at its first termination or truncation; the environment auto-resets
 afterwards, and those later steps are masked out of the statistics. ``max_steps_in_episode``
 steps therefore cover exactly one episode per patient.
+
+Key scheme, shared by every cohort function: patient ``p`` of the cohort of ``key`` is admitted
+with the first and runs its episode with the second of ``split(fold_in(key, p))``; hour ``t``
+of that episode draws the action with the first and steps the env with the second of
+``split(fold_in(episode_key, t))``. A patient's episode therefore depends only on ``key`` and
+its index ``p``, not on the cohort's size, its chunking or the devices it runs on.
 """
 
 from __future__ import annotations
@@ -19,7 +25,25 @@ from sepsisim_jax.envs.base import SepsisEnv
 from sepsisim_jax.envs.features import FEATURES
 from sepsisim_jax.envs.state import EnvState
 from sepsisim_jax.policies import Policy
+from sepsisim_jax.sharding import constrain_patients, padded_width
 from sepsisim_jax.text_table import Column
+
+
+def patient_keys(key: jax.Array, patients: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Admission and episode keys of the patients with indices ``patients`` (see above)."""
+    keys = jax.vmap(lambda p: jax.random.split(jax.random.fold_in(key, p)))(patients)
+    return keys[:, 0], keys[:, 1]
+
+
+def _patients(n: int) -> jax.Array:
+    """Indices ``0 .. n - 1`` padded to a multiple of the device count (the extra patients
+    are dropped by the caller) and sharded over the devices."""
+    return constrain_patients(jnp.arange(padded_width(n), dtype=jnp.int32))
+
+
+def _hour_keys(episode_keys: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+    keys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, t)))(episode_keys)
+    return keys[:, 0], keys[:, 1]
 
 
 @struct.dataclass
@@ -39,57 +63,52 @@ def _scan_cohort(
     params: Any,
     policy: Policy,
     key: jax.Array,
-    n_patients: int,
+    patients: jax.Array,
     n_steps: int | None,
     record: Callable[[Any, jax.Array, EnvState, jax.Array, tuple], tuple[Any, Any]],
     carry: Any,
     auto_reset: bool = True,
 ) -> tuple[EnvState, Any, Any]:
-    """Admit ``n_patients``, then ``n_steps`` hours of acting and stepping in one ``lax.scan``.
+    """Admit the patients with indices ``patients``, then ``n_steps`` hours of acting and
+    stepping in one ``lax.scan`` (the module's key scheme).
 
-    Every cohort function shares this key scheme, so the same key gives the same patients,
-    noise and actions. ``record(carry, obs, state, action, step_output) -> (carry, per_step)``
-    keeps the books (``obs`` and ``state`` are what the action was taken in);
-    ``auto_reset=False`` steps with ``env.step_env`` (no new admission); ``n_steps=None`` is
-    the patient model's episode length.
+    ``record(carry, obs, state, action, step_output) -> (carry, per_step)`` keeps the books
+    (``obs`` and ``state`` are what the action was taken in); ``auto_reset=False`` steps with
+    ``env.step_env`` (no new admission); ``n_steps=None`` is the patient model's episode length.
     Returns the admission states, the final ``carry`` and the stacked ``per_step`` values.
     """
     n_steps = env.model.episode_steps if n_steps is None else n_steps
-    key_reset, key_loop = jax.random.split(key)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(key_reset, n_patients), params
-    )
+    admission_keys, episode_keys = patient_keys(key, patients)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(admission_keys, params)
     act = jax.vmap(policy, in_axes=(0, 0, None))
     step = jax.vmap(env.step if auto_reset else env.step_env, in_axes=(0, 0, 0, None))
 
-    def body(loop, key_t):
+    def body(loop, t):
         obs, state, carry = loop
-        key_act, key_step = jax.random.split(key_t)
-        action = act(jax.random.split(key_act, n_patients), obs, params)
-        output = step(jax.random.split(key_step, n_patients), state, action, params)
+        key_act, key_step = _hour_keys(episode_keys, t)
+        action = act(key_act, obs, params)
+        output = step(key_step, state, action, params)
         carry, per_step = record(carry, obs, state, action, output)
         return (output[0], output[1], carry), per_step
 
-    (_, _, carry), per_step = jax.lax.scan(
-        body, (obs, state, carry), jax.random.split(key_loop, n_steps)
-    )
+    (_, _, carry), per_step = jax.lax.scan(body, (obs, state, carry), jnp.arange(n_steps))
     return state, carry, per_step
 
 
-@partial(jax.jit, static_argnames=("env", "policy", "n_patients", "n_steps"))
-def rollout_episodes(
+def episode_stats(
     env: SepsisEnv,
     params: Any,
     policy: Policy,
     key: jax.Array,
-    n_patients: int,
+    patients: jax.Array,
     n_steps: int | None = None,
 ) -> EpisodeStats:
-    """Run ``n_patients`` episodes of at most ``n_steps`` steps under ``policy``.
+    """One episode of each patient in ``patients`` (indices into the cohort of ``key``).
 
-    ``n_steps`` must be at least ``params.max_steps_in_episode`` for every episode to end;
-    the default is the patient model's episode length (72 steps for v0, 96 for v1).
+    The unjitted core of :func:`rollout_episodes`, for callers that compile their own loop
+    over chunks or devices; ``n_steps`` as there.
     """
+    n_patients = patients.shape[0]
     dtype = env.dtype
     zeros = jnp.zeros((n_patients,), dtype)
     initial = EpisodeStats(
@@ -118,9 +137,41 @@ def rollout_episodes(
 
     active = jnp.ones((n_patients,), bool)
     _, (_, stats), _ = _scan_cohort(
-        env, params, policy, key, n_patients, n_steps, record, (active, initial)
+        env, params, policy, key, patients, n_steps, record, (active, initial)
     )
     return stats
+
+
+@partial(jax.jit, static_argnames=("env", "policy", "n_patients", "n_steps", "chunk_size"))
+def rollout_episodes(
+    env: SepsisEnv,
+    params: Any,
+    policy: Policy,
+    key: jax.Array,
+    n_patients: int,
+    n_steps: int | None = None,
+    chunk_size: int | None = None,
+) -> EpisodeStats:
+    """Run ``n_patients`` episodes of at most ``n_steps`` steps under ``policy``.
+
+    ``n_steps`` must be at least ``params.max_steps_in_episode`` for every episode to end;
+    the default is the patient model's episode length (72 steps for v0, 96 for v1).
+    ``chunk_size`` simulates that many patients at a time (``lax.map`` over chunks, so the
+    simulation's memory stays that of one chunk; only the per-patient outcomes grow with
+    ``n_patients``); the outcomes are the same for every chunk size. With more than one device
+    each chunk's patients are sharded over them (:mod:`sepsisim_jax.sharding`), a chunk padded
+    to a multiple of the device count with extra patients whose outcomes are dropped.
+    For summaries of cohorts too large to hold even their outcomes, see
+    :func:`sepsisim_jax.population.cohort_summary`.
+    """
+    width = padded_width(n_patients if chunk_size is None else min(chunk_size, n_patients))
+    n_chunks = -(-n_patients // width)
+    patients = jnp.arange(n_chunks * width, dtype=jnp.int32).reshape(n_chunks, width)
+    stats = jax.lax.map(
+        lambda chunk: episode_stats(env, params, policy, key, constrain_patients(chunk), n_steps),
+        patients,
+    )
+    return jax.tree.map(lambda x: x.reshape(-1)[:n_patients], stats)
 
 
 @struct.dataclass
@@ -156,8 +207,10 @@ def trajectories(
         _, _, reward, terminated, truncated, info = output
         return carry, Trajectories(state, obs, action, reward, terminated, truncated, info)
 
-    _, _, steps = _scan_cohort(env, params, policy, key, n_patients, n_steps, record, None)
-    return steps
+    _, _, steps = _scan_cohort(
+        env, params, policy, key, _patients(n_patients), n_steps, record, None
+    )
+    return jax.tree.map(lambda x: x[:, :n_patients], steps)
 
 
 def summarize(stats: EpisodeStats) -> dict[str, float]:
@@ -253,10 +306,13 @@ def clinical_course(
         after = {k: jnp.where(active, v, nan) for k, v in _signals(next_state, dtype).items()}
         return active & ~(terminated | truncated), (hour, after)
 
-    active = jnp.ones((n_patients,), bool)
+    patients = _patients(n_patients)
+    active = jnp.ones(patients.shape, bool)
     state, _, (hours, after) = _scan_cohort(
-        env, params, policy, key, n_patients, n_hours, record, active, auto_reset=False
+        env, params, policy, key, patients, n_hours, record, active, auto_reset=False
     )
+    state = jax.tree.map(lambda x: x[:n_patients], state)
+    hours, after = jax.tree.map(lambda x: x[:, :n_patients], (hours, after))
     admission = _signals(state, dtype)
     signals = {k: jnp.concatenate([v[None], after[k]]) for k, v in admission.items()}
     last = jnp.full((1, n_patients), jnp.nan, dtype)

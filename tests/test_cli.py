@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import jax
+import numpy as np
 import pytest
 
 import sepsisim_jax
@@ -29,11 +30,26 @@ def test_rollout_rows_are_the_rollout_episodes_results_for_the_same_key(tmp_path
     env, params = sepsisim_jax.make(ENV_ID, severity="medium")
     for row in rows:
         policy = POLICIES[row["policy"]](env)
-        stats = summarize(rollout_episodes(env, params, policy, jax.random.key(3), PATIENTS, 72))
-        assert {k: row[k] for k in stats} == stats
+        episodes = rollout_episodes(env, params, policy, jax.random.key(3), PATIENTS, 72)
+        stats = summarize(episodes)
+        np.testing.assert_allclose([row[k] for k in stats], list(stats.values()), rtol=1e-5)
         assert row["env"] == ENV_ID and row["patients"] == PATIENTS
+        median = np.quantile(np.asarray(episodes.returns), 0.5, method="inverted_cdf")
+        assert row["quantiles"]["returns"]["0.5"] == median
+        stats = {k: row[k] for k in stats}
         cell = f"{stats['mean_return']:.1f} ± {stats['sd_return']:.1f}"
         assert any(row["policy"] in line and cell in line for line in printed.splitlines())
+
+
+def test_rollout_by_parameter_prints_each_bin_and_needs_virtual_patients(capsys):
+    args = ["rollout", "--env", "FluidResuscitation-v1", "--policy", "heuristic"]
+    args += ["--patients", "64", "--chunk-size", "32", "--by-parameter", "k_pm"]
+    assert main([*args, "--spread", "0.2", "--bins", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("FluidResuscitation-v1 medium heuristic") == 2  # one line per bin
+    assert printed.count("k_pm [") == 2 and "quantiles exact" in printed
+    with pytest.raises(SystemExit, match=r"rollout: error: .* need virtual patients"):
+        main(args)
 
 
 @pytest.fixture(scope="module")

@@ -1,42 +1,49 @@
-"""Score policies on held-out patients: one vmapped batch of full episodes per policy."""
+"""Score policies on held-out patients: full episodes in vmapped chunks, summarised as they run."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import partial
 from typing import Any
 
 import jax
 
 from sepsisim_jax.envs.base import SepsisEnv
 from sepsisim_jax.policies import Policy
-from sepsisim_jax.rollout import SUMMARY_COLUMNS, EpisodeStats, rollout_episodes, summarize
+from sepsisim_jax.population import CHUNK_SIZE, cohort_summary
+from sepsisim_jax.rollout import SUMMARY_COLUMNS
 from sepsisim_jax.text_table import text_table
-from sepsisim_jax.training.policy import PPOPolicy
 
 
 def evaluate(
-    policy: Policy, env: SepsisEnv, params: Any, key: jax.Array, n_patients: int = 1000
-) -> dict[str, float]:
-    """Mean and sd of return, survival rate, mean episode length, mean final MAP, lactate, SOFA.
+    policy: Policy,
+    env: SepsisEnv,
+    params: Any,
+    key: jax.Array,
+    n_patients: int = 1000,
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Mean and sd of return, survival rate, mean episode length, mean final MAP, lactate, SOFA,
+    and the quantiles of :func:`sepsisim_jax.population.cohort_summary` (``"quantiles"``).
 
-    Each patient runs one episode (until death or the step limit); works for any
-    ``policy(key, obs, params) -> action``, the baselines and :class:`PPOPolicy` alike.
+    Each patient runs one episode (until death or the step limit), ``chunk_size`` patients per
+    compiled call, so any cohort size fits in memory; works for any
+    ``policy(key, obs, params) -> action``, the baselines and :class:`PPOPolicy` alike (a PPO
+    policy's arrays are traced: one compilation per network shape).
     """
     n_steps = int(params.max_steps_in_episode)
-    if isinstance(policy, PPOPolicy):
-        stats = _ppo_episodes(env, params, policy, key, n_patients, n_steps)
-    else:
-        stats = rollout_episodes(env, params, policy, key, n_patients, n_steps)
-    return summarize(stats)
-
-
-@partial(jax.jit, static_argnames=("env", "n_patients", "n_steps"))
-def _ppo_episodes(
-    env: SepsisEnv, params: Any, policy: PPOPolicy, key: jax.Array, n_patients: int, n_steps: int
-) -> EpisodeStats:
-    """``rollout_episodes`` with the policy's arrays traced: one compilation per network shape."""
-    return rollout_episodes(env, params, policy, key, n_patients, n_steps)
+    summary = cohort_summary(
+        env,
+        params,
+        policy,
+        key,
+        n_patients,
+        chunk_size=chunk_size,
+        n_steps=n_steps,
+        progress=progress,
+    )
+    return summary.overall.row()
 
 
 def compare_policies(
@@ -45,11 +52,19 @@ def compare_policies(
     policies: Mapping[str, Policy],
     key: jax.Array,
     n_patients: int = 1000,
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
     """Every policy on the same ``n_patients`` patients of ``key``: ``{"policy": name, ...}``
     rows with the outcome of :func:`evaluate`, in the order of ``policies``."""
     return [
-        {"policy": name, **evaluate(policy, env, params, key, n_patients)}
+        {
+            "policy": name,
+            **evaluate(
+                policy, env, params, key, n_patients, chunk_size=chunk_size, progress=progress
+            ),
+        }
         for name, policy in policies.items()
     ]
 

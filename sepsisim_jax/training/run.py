@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
+from sepsisim_jax.sharding import patient_mesh, patient_sharding
 from sepsisim_jax.training.config import PPOConfig
 from sepsisim_jax.training.policy import PPOPolicy
 from sepsisim_jax.training.ppo import RunnerState, Trainer, UpdateMetrics, make_train
@@ -62,7 +65,8 @@ def train_ppo(
     """Train ``n_seeds`` seeds of ``config`` at once; the bar shows the current mean return.
 
     The updates run in about ``chunks`` equal jitted pieces (one compilation); the result
-    equals one uninterrupted ``trainer.train`` per seed.
+    equals one uninterrupted ``trainer.train`` per seed. With several devices the work is
+    spread over them (:func:`runner_sharding`).
     """
     if n_seeds < 1:
         raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
@@ -74,6 +78,7 @@ def train_ppo(
 
     start = time.perf_counter()
     runner = init_seeds(trainer, keys)
+    runner = jax.device_put(runner, runner_sharding(runner, n_seeds, config.num_envs))
     compiled = run.lower(runner, chunk).compile()
     compile_seconds = time.perf_counter() - start
 
@@ -114,6 +119,36 @@ def init_seeds(trainer: Trainer, keys: jax.Array) -> RunnerState:
     init = jax.jit(trainer.init)
     runner = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[init(k) for k in keys])
     return jax.block_until_ready(runner)
+
+
+def runner_sharding(runner: RunnerState, n_seeds: int, num_envs: int) -> Any:
+    """Where each leaf of the seed-stacked ``runner`` lives when there are several devices.
+
+    Seeds are split over the devices when their number divides by the device count (each
+    device trains whole seeds, no communication); otherwise each seed's patients are (the
+    environment state, observations and running returns split along the patient axis, the
+    network and optimiser state replicated), and XLA averages the gradient of each minibatch
+    over the devices that hold its samples. Neither dividing is a ``ValueError``.
+    With one device, everything stays where it is.
+    """
+    mesh = patient_mesh()
+    if mesh is None:
+        return jax.tree.map(lambda x: x.sharding, runner)
+    if n_seeds % mesh.size == 0:
+        return jax.tree.map(lambda _: patient_sharding(mesh, 0), runner)
+    if num_envs % mesh.size:
+        raise ValueError(
+            f"neither the {n_seeds} seed(s) nor the {num_envs} patients per rollout divide by "
+            f"the {mesh.size} devices; choose a multiple of {mesh.size} for one of them"
+        )
+    replicated = NamedSharding(mesh, PartitionSpec())
+    per_patient = patient_sharding(mesh, 1)
+    shardings = jax.tree.map(lambda _: replicated, runner)
+    return shardings.replace(
+        env_state=jax.tree.map(lambda _: per_patient, runner.env_state),
+        obs=per_patient,
+        episode_return=per_patient,
+    )
 
 
 def _chunk_size(n_updates: int, chunks: int) -> int:

@@ -1,0 +1,257 @@
+"""Population scale: env-steps/s against devices and batch size, virtual patients on and off,
+and the wall time and memory of a 10-million-patient evaluation.
+
+Every figure is a cohort run the way users run one, :func:`sepsisim_jax.population.
+cohort_summary` (chunks through one compiled function, sharded over the devices, summaries
+folded in on the host), under random actions; env-steps/s is patients x episode steps over the
+wall time after compilation, best of ``--repeats``. Sections:
+
+- **devices**: the same cohort on 1, 2, 4, ... devices, each count in a fresh process (on a
+  CPU, that many forced host devices, ``--xla_force_host_platform_device_count``; on GPUs the
+  first k of ``CUDA_VISIBLE_DEVICES``);
+- **batch**: chunk sizes from 1,024 up to ``--max-batch`` or the first that runs out of
+  memory, on every device of this process;
+- **virtual patients**: each v1 env with the same patient for everyone (spread 0) and with
+  virtual patients (spread 0.2), one chunk of ``--chunk`` patients; target: virtual patients
+  cost at most 1.5x;
+- **evaluation**: ``sepsisim_jax.training.evaluate`` of the heuristic on ``--eval-patients``
+  patients (default 10 million) in a fresh process: wall time and peak resident memory.
+
+Runs unchanged on a GPU machine (``JAX_PLATFORMS=cuda python benchmarks/scaling.py``), where
+the target is 1 billion env-steps/s on one H100-class GPU at a million patients or more; the
+JSON records the device. Usage: ``python benchmarks/scaling.py [--quick] [--sections ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+SCRIPT = Path(__file__).resolve()
+VP_SPREAD = 0.2
+VP_TARGET = 1.5  # virtual patients cost at most this factor
+GPU_TARGET = 1e9  # env-steps/s on one H100-class GPU at >= 1M patients
+SECTIONS = ("devices", "batch", "virtual", "evaluation")
+
+
+def _limit_devices(count: int, gpu: bool) -> None:
+    """Before jax is imported: expose ``count`` devices (forced host devices on a CPU)."""
+    if gpu:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        ids = visible.split(",") if visible else [str(i) for i in range(count)]
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(ids[:count])
+    else:
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}"
+
+
+def cohort_rate(
+    env_id: str, spread: float, patients: int, chunk: int, repeats: int
+) -> dict[str, Any]:
+    """Env-steps/s of a random-action cohort (best of ``repeats`` after one compiling run)."""
+    import jax
+
+    import sepsisim_jax
+    from sepsisim_jax.policies import random_policy
+    from sepsisim_jax.population import cohort_summary
+
+    env, params = sepsisim_jax.make(env_id, patient_spread=spread)
+    policy, key = random_policy(env), jax.random.key(0)
+    steps = patients * env.model.episode_steps
+    runs = [
+        cohort_summary(env, params, policy, key, patients, chunk_size=chunk, progress=False)
+        for _ in range(repeats + 1)
+    ]
+    return {
+        "env": env_id,
+        "spread": spread,
+        "patients": patients,
+        "chunk": runs[0].chunk_size,
+        "devices": jax.device_count(),
+        "compile_s": runs[0].compile_seconds,
+        "run_s": [r.run_seconds for r in runs[1:]],
+        "steps_per_s": steps / min(r.run_seconds for r in runs[1:]),
+    }
+
+
+def child(args: argparse.Namespace) -> None:
+    """One measurement in this fresh process; prints one JSON line."""
+    if args.child == "devices":
+        _limit_devices(args.child_devices, args.child_gpu)
+        result = cohort_rate(args.env, 0.0, args.patients, args.chunk, args.repeats)
+    else:
+        import jax
+
+        import sepsisim_jax
+        from sepsisim_jax.policies import heuristic_policy
+        from sepsisim_jax.training import evaluate
+
+        env, params = sepsisim_jax.make(args.env)
+        start = time.perf_counter()
+        row = evaluate(heuristic_policy(env), env, params, jax.random.key(0), args.eval_patients)
+        result = {
+            "env": args.env,
+            "policy": "heuristic",
+            "patients": args.eval_patients,
+            "devices": jax.device_count(),
+            "wall_s": time.perf_counter() - start,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "survival": row["survival"],
+            "mean_return": row["mean_return"],
+        }
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def _spawn(args: list[str]) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, check=False
+    )
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+    if done.returncode or not lines:
+        raise RuntimeError(f"child {args} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--env", default="SepsisManagement-v0", help="devices, batch, evaluation")
+    parser.add_argument("--patients", type=int, default=262_144, help="cohort per measurement")
+    parser.add_argument("--chunk", type=int, default=65_536)
+    parser.add_argument("--max-batch", type=int, default=1_048_576)
+    parser.add_argument("--max-devices", type=int, help="default: every GPU, or every CPU core")
+    parser.add_argument("--eval-patients", type=int, default=10_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--child", choices=["devices", "evaluation"], help=argparse.SUPPRESS)
+    parser.add_argument("--child-devices", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-gpu", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    if args.quick:
+        args.patients, args.chunk, args.max_batch = 8_192, 4_096, 16_384
+        args.eval_patients, args.repeats = 100_000, 1
+
+    import jax
+    from common import RESULTS_DIR, machine_info, verdict, write_results
+
+    from sepsisim_jax.envs.registration import V1_IDS
+    from sepsisim_jax.text_table import text_table
+
+    gpu = jax.default_backend() == "gpu"
+    most = args.max_devices or (jax.device_count() if gpu else os.cpu_count() or 1)
+    counts = sorted({min(2**i, most) for i in range(most.bit_length() + 1)})
+    results: dict[str, Any] = {"environment": machine_info() | {"settings": vars(args)}}
+    common = ["--env", args.env, "--patients", str(args.patients), "--chunk", str(args.chunk)]
+    common += ["--repeats", str(args.repeats)] + (["--child-gpu"] if gpu else [])
+    start = time.perf_counter()
+
+    if "devices" in args.sections:
+        rows = [_spawn(["--child", "devices", "--child-devices", str(k), *common]) for k in counts]
+        for row in rows:
+            row["vs_one_device"] = row["steps_per_s"] / rows[0]["steps_per_s"]
+        results["devices"] = rows
+        print(f"\nEnv-steps/s against devices ({args.env}, {args.patients:,} patients):")
+        print(
+            text_table(
+                rows,
+                [
+                    ("devices", ">7", lambda r: str(r["devices"])),
+                    ("chunk", ">9", lambda r: f"{r['chunk']:,}"),
+                    ("env-steps/s", ">14", lambda r: f"{r['steps_per_s']:,.0f}"),
+                    ("vs 1 device", ">11", lambda r: f"{r['vs_one_device']:.2f}x"),
+                ],
+            )
+        )
+
+    if "batch" in args.sections:
+        rows, batch = [], 1024
+        while batch <= args.max_batch:
+            try:
+                rows.append(cohort_rate(args.env, 0.0, batch, batch, args.repeats))
+            except Exception as error:  # the memory limit ends the sweep
+                if "RESOURCE_EXHAUSTED" not in str(error) and "memory" not in str(error).lower():
+                    raise
+                results["batch_out_of_memory_at"] = batch
+                break
+            batch *= 4
+        results["batch"] = rows
+        print(f"\nEnv-steps/s against batch size ({args.env}, {jax.device_count()} device(s)):")
+        print(
+            text_table(
+                rows,
+                [
+                    ("patients per chunk", ">18", lambda r: f"{r['chunk']:,}"),
+                    ("env-steps/s", ">14", lambda r: f"{r['steps_per_s']:,.0f}"),
+                    ("compile s", ">9", lambda r: f"{r['compile_s']:.1f}"),
+                ],
+            )
+        )
+        if gpu:
+            large = [r["steps_per_s"] for r in rows if r["chunk"] >= 1_000_000]
+            best = max(large, default=None)
+            met = best is not None and best >= GPU_TARGET
+            results["gpu_target"] = {"goal": GPU_TARGET, "value": best, "met": met}
+            print(f"target: >= {GPU_TARGET:.0e} env-steps/s at >= 1M patients: {verdict(met)}")
+
+    if "virtual" in args.sections:
+        rows = []
+        for env_id in V1_IDS:
+            same = cohort_rate(env_id, 0.0, args.chunk, args.chunk, args.repeats)
+            drawn = cohort_rate(env_id, VP_SPREAD, args.chunk, args.chunk, args.repeats)
+            rows.append(
+                {
+                    "env": env_id,
+                    "same_patient": same,
+                    "virtual_patients": drawn,
+                    "cost": same["steps_per_s"] / drawn["steps_per_s"],
+                }
+            )
+        worst = max(r["cost"] for r in rows)
+        results["virtual_patients"] = {
+            "rows": rows,
+            "target": {"goal_at_most": VP_TARGET, "worst": worst, "met": worst <= VP_TARGET},
+        }
+        print(f"\nVirtual patients (spread {VP_SPREAD}) against one patient for all:")
+        print(
+            text_table(
+                rows,
+                [
+                    ("environment", "<24", lambda r: r["env"]),
+                    ("spread 0", ">12", lambda r: f"{r['same_patient']['steps_per_s']:,.0f}"),
+                    ("spread 0.2", ">12", lambda r: f"{r['virtual_patients']['steps_per_s']:,.0f}"),
+                    ("cost", ">6", lambda r: f"{r['cost']:.2f}x"),
+                ],
+            )
+        )
+        met = worst <= VP_TARGET
+        print(f"target: virtual patients cost <= {VP_TARGET}x: {verdict(met)} (worst {worst:.2f}x)")
+
+    if "evaluation" in args.sections:
+        row = _spawn(
+            ["--child", "evaluation", "--env", args.env, "--eval-patients", str(args.eval_patients)]
+        )
+        results["evaluation"] = row
+        print(
+            f"\nevaluate(heuristic) on {row['patients']:,} patients of {args.env}: "
+            f"{row['wall_s']:.1f} s wall (compilation included), peak RSS "
+            f"{row['peak_rss_mb']:,.0f} MB, survival {row['survival']:.3f}"
+        )
+
+    results["wall_s"] = time.perf_counter() - start
+    name = "scaling_quick.json" if args.quick else "scaling.json"
+    write_results(args.out or RESULTS_DIR / name, results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Runs in a subprocess for the multi-device tests: several forced host devices, or one process
+of a two-process ``jax.distributed`` run. ``python -m tests.multidevice sharded OUT``,
+``python -m tests.multidevice ppo OUT`` or
+``python -m tests.multidevice distributed PROCESS_ID PORT OUT``; results go to ``OUT`` (npz)."""
+
+from __future__ import annotations
+
+import sys
+
+import jax
+import numpy as np
+
+ENV_ID = "SepsisManagement-v1"
+N_ROLLOUT = 101  # odd: the padding rule is exercised on two devices
+N_TRAJECTORIES = 33
+N_SUMMARY = 1000
+CHUNK = 256
+
+
+def cohort_results() -> dict[str, np.ndarray]:
+    """Per-patient outcomes, trajectories and a chunked summary of virtual patients."""
+    import sepsisim_jax
+    from sepsisim_jax.policies import random_policy
+    from sepsisim_jax.population import cohort_summary
+    from sepsisim_jax.rollout import rollout_episodes, trajectories
+    from sepsisim_jax.sharding import to_host
+
+    env, params = sepsisim_jax.make(ENV_ID, severity="hard", patient_spread=0.3)
+    policy = random_policy(env)
+    key = jax.random.key(11)
+    out = {}
+    stats = to_host(rollout_episodes(env, params, policy, key, N_ROLLOUT, chunk_size=64))
+    out |= {f"stats_{k}": v for k, v in vars(stats).items()}
+    traj = to_host(trajectories(env, params, policy, key, N_TRAJECTORIES, n_steps=12))
+    out |= {"obs": traj.obs, "reward": traj.reward, "terminated": traj.terminated}
+    summary = cohort_summary(
+        env, params, policy, key, N_SUMMARY, chunk_size=CHUNK, parameter="k_pm", progress=False
+    )
+    for g, group in enumerate(summary.groups):
+        out[f"group{g}_patients"] = np.array(group.patients)
+        for name in ("mean", "sd"):
+            out[f"group{g}_{name}"] = np.array(list(getattr(group, name).values()))
+        out[f"group{g}_quantiles"] = np.array([list(t.values()) for t in group.quantiles.values()])
+    out["devices"] = np.array(summary.devices)
+    return out
+
+
+def ppo_results() -> dict[str, np.ndarray]:
+    """One seed of PPO (two updates of 8 patients): its metrics and trained weights, and where
+    the runner's leaves live for one seed and for two."""
+    from sepsisim_jax.training import default_config, train_ppo
+    from sepsisim_jax.training.run import init_seeds, runner_sharding
+
+    config = default_config("FluidResuscitation-v0", total_timesteps=2 * 8 * 72, num_envs=8)
+    result = train_ppo(config, n_seeds=1, progress=False)
+    out = {f"metric_{k}": v for k, v in result.metrics.items()}
+    leaves = jax.tree.leaves(result.runner.train_state.params)
+    out |= {f"weights_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+    runner = init_seeds(result.trainer, jax.random.split(jax.random.key(0), 2))
+    for n_seeds, num_envs in ((1, 8), (2, 8), (1, 7)):
+        try:
+            spec = runner_sharding(runner, n_seeds, num_envs).obs.spec
+            out[f"spec_{n_seeds}_{num_envs}"] = np.array(str(spec))
+        except (AttributeError, ValueError) as error:
+            out[f"spec_{n_seeds}_{num_envs}"] = np.array(str(error))
+    return out
+
+
+def sharded(path: str) -> None:
+    results = cohort_results()
+    import sepsisim_jax
+    from sepsisim_jax.policies import random_policy
+    from sepsisim_jax.population import cohort_summary
+
+    env, params = sepsisim_jax.make(ENV_ID)
+    try:
+        cohort_summary(env, params, random_policy(env), jax.random.key(0), 10, chunk_size=5)
+        results["indivisible_error"] = np.array("")
+    except ValueError as error:
+        results["indivisible_error"] = np.array(str(error))
+    np.savez(path, **results)
+
+
+def distributed(process_id: int, port: int, path: str) -> None:
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=process_id
+    )
+    assert jax.process_count() == 2 and jax.device_count() == 2
+    results = cohort_results()
+    if process_id == 0:
+        np.savez(path, **results)
+    jax.distributed.shutdown()
+
+
+if __name__ == "__main__":
+    mode, *args = sys.argv[1:]
+    if mode == "sharded":
+        sharded(*args)
+    elif mode == "ppo":
+        np.savez(args[0], **ppo_results())
+    else:
+        distributed(int(args[0]), int(args[1]), args[2])
