@@ -250,7 +250,57 @@ def main() -> None:
 
     results["wall_s"] = time.perf_counter() - start
     name = "scaling_quick.json" if args.quick else "scaling.json"
-    write_results(args.out or RESULTS_DIR / name, results)
+    out = args.out or RESULTS_DIR / name
+    write_results(out, results)
+    figure(results).savefig(out.with_suffix(".png"), dpi=110)
+    print(f"Figure written to {out.with_suffix('.png')}")
+
+
+def figure(results: dict[str, Any]) -> Any:
+    """One panel per section measured: env-steps/s against batch size, against devices, and
+    with and without virtual patients."""
+    from matplotlib.figure import Figure
+
+    panels = [k for k in ("batch", "devices", "virtual_patients") if k in results]
+    fig = Figure(figsize=(4.2 * max(len(panels), 1), 3.6), layout="constrained")
+    axes = fig.subplots(1, max(len(panels), 1), squeeze=False)[0]
+    for ax, panel in zip(axes, panels, strict=False):
+        if panel == "batch":
+            rows = results["batch"]
+            ax.plot([r["chunk"] for r in rows], [r["steps_per_s"] for r in rows], "o-")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("patients per chunk")
+            ax.set_title("batch size")
+        elif panel == "devices":
+            rows = results["devices"]
+            ax.bar([str(r["devices"]) for r in rows], [r["steps_per_s"] for r in rows])
+            ax.set_xlabel("devices")
+            ax.set_title("devices")
+        else:
+            rows = results["virtual_patients"]["rows"]
+            names = [r["env"].replace("-v1", "") for r in rows]
+            x = range(len(rows))
+            ax.bar(
+                [i - 0.2 for i in x],
+                [r["same_patient"]["steps_per_s"] for r in rows],
+                0.4,
+                label="spread 0",
+            )
+            ax.bar(
+                [i + 0.2 for i in x],
+                [r["virtual_patients"]["steps_per_s"] for r in rows],
+                0.4,
+                label=f"spread {VP_SPREAD}",
+            )
+            ax.set_xticks(list(x), names, rotation=15, fontsize="small")
+            ax.legend(fontsize="small")
+            ax.set_title("v1: virtual patients")
+        ax.set_ylabel("env-steps per second")
+        ax.grid(alpha=0.3)
+    device = results["environment"]["device"]
+    fig.suptitle(f"sepsisim_jax at population scale ({device})", fontsize="medium")
+    return fig
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ N_SUMMARY = 1000
 CHUNK = 256
 
 
-def cohort_results() -> dict[str, np.ndarray]:
-    """Per-patient outcomes, trajectories and a chunked summary of virtual patients."""
+def cohort_results(per_patient: bool = True) -> dict[str, np.ndarray]:
+    """A chunked summary of virtual patients and, if ``per_patient``, their per-patient
+    outcomes and trajectories."""
     import sepsisim_jax
     from sepsisim_jax.policies import random_policy
     from sepsisim_jax.population import cohort_summary
@@ -29,10 +30,11 @@ def cohort_results() -> dict[str, np.ndarray]:
     policy = random_policy(env)
     key = jax.random.key(11)
     out = {}
-    stats = to_host(rollout_episodes(env, params, policy, key, N_ROLLOUT, chunk_size=64))
-    out |= {f"stats_{k}": v for k, v in vars(stats).items()}
-    traj = to_host(trajectories(env, params, policy, key, N_TRAJECTORIES, n_steps=12))
-    out |= {"obs": traj.obs, "reward": traj.reward, "terminated": traj.terminated}
+    if per_patient:
+        stats = to_host(rollout_episodes(env, params, policy, key, N_ROLLOUT, chunk_size=64))
+        out |= {f"stats_{k}": v for k, v in vars(stats).items()}
+        traj = to_host(trajectories(env, params, policy, key, N_TRAJECTORIES, n_steps=12))
+        out |= {"obs": traj.obs, "reward": traj.reward, "terminated": traj.terminated}
     summary = cohort_summary(
         env, params, policy, key, N_SUMMARY, chunk_size=CHUNK, parameter="k_pm", progress=False
     )
@@ -87,7 +89,7 @@ def distributed(process_id: int, port: int, path: str) -> None:
         coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=process_id
     )
     assert jax.process_count() == 2 and jax.device_count() == 2
-    results = cohort_results()
+    results = cohort_results(per_patient=False)
     if process_id == 0:
         np.savez(path, **results)
     jax.distributed.shutdown()
