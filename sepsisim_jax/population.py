@@ -290,35 +290,41 @@ def _parameter_bins(
 
 
 class _LogHistogram:
-    """Counts of values in logarithmic buckets (module docstring); mergeable, order-free."""
+    """Counts of values in logarithmic buckets (module docstring), one row per group;
+    mergeable and independent of the order values arrive in."""
 
-    def __init__(self) -> None:
+    def __init__(self, n_groups: int = 1) -> None:
         self.log_gamma = math.log((1 + RELATIVE_ERROR) / (1 - RELATIVE_ERROR))
         self.offset = math.ceil(math.log(ZERO_BAND) / self.log_gamma)
-        size = math.ceil(math.log(LARGEST) / self.log_gamma) - self.offset + 1
-        self.positive = np.zeros(size, np.int64)
-        self.negative = np.zeros(size, np.int64)
-        self.zero = 0
-        self.overflow = 0
+        self.size = math.ceil(math.log(LARGEST) / self.log_gamma) - self.offset + 1
+        # Per group: negative buckets, the zero bucket, positive buckets, overflows.
+        self.counts = np.zeros((n_groups, 2 * self.size + 1), np.int64)
+        self.overflow = np.zeros(n_groups, np.int64)
 
-    def add(self, x: np.ndarray) -> None:
+    def add(self, x: np.ndarray, group: np.ndarray | None = None) -> None:
+        """Count ``x`` (one value per patient) into the rows ``group`` (default row 0)."""
+        group = np.zeros(len(x), np.int64) if group is None else group
         magnitude = np.abs(x)
         small = magnitude < ZERO_BAND
-        self.zero += int(small.sum())
         index = np.ceil(np.log(np.where(small, 1.0, magnitude)) / self.log_gamma) - self.offset
-        self.overflow += int((index >= len(self.positive)).sum())
-        index = np.clip(index, 0, len(self.positive) - 1).astype(np.int64)
-        size = len(self.positive)
-        self.positive += np.bincount(index[~small & (x > 0)], minlength=size)
-        self.negative += np.bincount(index[~small & (x < 0)], minlength=size)
+        np.add.at(self.overflow, group[index >= self.size], 1)
+        index = np.clip(index, 0, self.size - 1).astype(np.int64)
+        column = np.where(
+            small, self.size, np.where(x > 0, self.size + 1 + index, self.size - 1 - index)
+        )
+        width = self.counts.shape[1]
+        self.counts += np.bincount(group * width + column, minlength=self.counts.size).reshape(
+            self.counts.shape
+        )
 
-    def quantile(self, q: float) -> float:
+    def quantile(self, q: float, group: int = 0) -> float:
+        if self.overflow[group]:
+            return math.inf
         gamma = math.exp(self.log_gamma)
-        centre = 2 * gamma ** (np.arange(len(self.positive)) + self.offset) / (gamma + 1)
-        counts = np.concatenate([self.negative[::-1], [self.zero], self.positive])
+        centre = 2 * gamma ** (np.arange(self.size) + self.offset) / (gamma + 1)
         values = np.concatenate([-centre[::-1], [0.0], centre])
-        bucket = np.searchsorted(np.cumsum(counts), _rank(q, int(counts.sum())))
-        return math.inf if self.overflow else float(values[bucket])
+        counts = self.counts[group]
+        return float(values[np.searchsorted(np.cumsum(counts), _rank(q, int(counts.sum())))])
 
 
 def _rank(q: float, n: int) -> int:
@@ -328,7 +334,9 @@ def _rank(q: float, n: int) -> int:
 
 class _Books:
     """Running sums per group and metric, in blocks of :data:`BLOCK` patients, and quantile
-    material (every value while ``exact``, else counts)."""
+    material (every value while ``exact``, else counts). Group 0 is the whole cohort, group
+    ``b + 1`` the parameter bin ``b``; every tally is an ``np.bincount`` over group indices,
+    which adds in the order of its input."""
 
     def __init__(self, n_groups: int, exact: bool) -> None:
         self.n_groups, self.exact = n_groups, exact
@@ -337,40 +345,39 @@ class _Books:
         self.total = np.zeros((n_groups, n_metrics))
         self.total_sq = np.zeros((n_groups, n_metrics))
         self.pending = np.zeros((0, n_metrics))
-        self.pending_group = np.zeros(0, np.int64)
+        self.pending_bin = np.zeros(0, np.int64)
         self.values: list[tuple[np.ndarray, np.ndarray]] = []
-        self.integer_counts = {m: np.zeros((n_groups, 0), np.int64) for m in INTEGER_METRICS}
-        self.sketch = {(g, m): _LogHistogram() for g in range(n_groups) for m in CONTINUOUS_METRICS}
+        self.integer_counts = {m: np.zeros((n_groups, 1), np.int64) for m in INTEGER_METRICS}
+        self.sketch = {m: _LogHistogram(n_groups) for m in CONTINUOUS_METRICS}
 
     def add(self, values: np.ndarray, bin_index: np.ndarray | None) -> None:
         """Fold in one chunk: ``values`` (patients, metrics) in patient order."""
         values = values.astype(np.float64)
-        group = np.zeros(len(values), np.int64) if bin_index is None else bin_index + 1
-        masks = self._masks(group)
-        for g, mask in enumerate(masks):
-            self.count[g] += int(mask.sum())
+        bins = np.full(len(values), -1, np.int64) if bin_index is None else bin_index
+        for group in self._memberships(bins):
+            self.count += np.bincount(group, minlength=self.n_groups)
             for m in INTEGER_METRICS:
-                self._count_integers(g, m, values[mask, METRICS.index(m)])
+                self._count_integers(m, group, values[:, METRICS.index(m)])
             if not self.exact:
                 for m in CONTINUOUS_METRICS:
-                    self.sketch[g, m].add(values[mask, METRICS.index(m)])
+                    self.sketch[m].add(values[:, METRICS.index(m)], group)
         if self.exact:
-            self.values.append((values.astype(np.float32), group))
+            self.values.append((values.astype(np.float32), bins))
         self.pending = np.concatenate([self.pending, values])
-        self.pending_group = np.concatenate([self.pending_group, group])
+        self.pending_bin = np.concatenate([self.pending_bin, bins])
         full = len(self.pending) // BLOCK * BLOCK
-        self._sum_blocks(self.pending[:full], self.pending_group[:full], BLOCK)
-        self.pending, self.pending_group = self.pending[full:], self.pending_group[full:]
+        self._sum_blocks(self.pending[:full], self.pending_bin[:full], BLOCK)
+        self.pending, self.pending_bin = self.pending[full:], self.pending_bin[full:]
 
     def summaries(
         self, labels: Sequence[str], quantiles: tuple[float, ...]
     ) -> tuple[GroupSummary, ...]:
         if len(self.pending):
-            self._sum_blocks(self.pending, self.pending_group, len(self.pending))
+            self._sum_blocks(self.pending, self.pending_bin, len(self.pending))
             self.pending = self.pending[:0]
         if self.exact and self.values:
             values = np.concatenate([v for v, _ in self.values])
-            masks = self._masks(np.concatenate([g for _, g in self.values]))
+            bins = np.concatenate([b for _, b in self.values])
         out = []
         for g, label in enumerate(labels):
             n = int(self.count[g])
@@ -386,10 +393,15 @@ class _Books:
                         q: float(np.searchsorted(cumulative, _rank(q, n))) for q in quantiles
                     }
                 elif self.exact:
-                    ordered = np.sort(values[masks[g], METRICS.index(m)])
+                    chosen = (
+                        values[:, METRICS.index(m)]
+                        if g == 0
+                        else values[bins == g - 1, METRICS.index(m)]
+                    )
+                    ordered = np.sort(chosen)
                     table[m] = {q: float(ordered[_rank(q, n) - 1]) for q in quantiles}
                 else:
-                    table[m] = {q: self.sketch[g, m].quantile(q) for q in quantiles}
+                    table[m] = {q: self.sketch[m].quantile(q, g) for q in quantiles}
             out.append(
                 GroupSummary(
                     label=label,
@@ -406,28 +418,37 @@ class _Books:
             )
         return tuple(out)
 
-    def _masks(self, group: np.ndarray) -> list[np.ndarray]:
-        """Patients of each group: group 0 is everyone, group g > 0 the parameter bin g - 1."""
-        return [np.ones(len(group), bool)] + [group == g for g in range(1, self.n_groups)]
+    def _memberships(self, bins: np.ndarray) -> list[np.ndarray]:
+        """Group indices of each patient: everyone is in group 0, and in a bin's group."""
+        everyone = np.zeros(len(bins), np.int64)
+        return [everyone] if self.n_groups == 1 else [everyone, bins + 1]
 
-    def _count_integers(self, g: int, m: str, x: np.ndarray) -> None:
-        counts = np.bincount(np.rint(x).astype(np.int64), minlength=self.integer_counts[m].shape[1])
+    def _count_integers(self, m: str, group: np.ndarray, x: np.ndarray) -> None:
+        value = np.rint(x).astype(np.int64)
         books = self.integer_counts[m]
-        if len(counts) > books.shape[1]:
-            books = np.pad(books, ((0, 0), (0, len(counts) - books.shape[1])))
-        books[g, : len(counts)] += counts
+        width = max(books.shape[1], int(value.max(initial=0)) + 1)
+        if width > books.shape[1]:
+            books = np.pad(books, ((0, 0), (0, width - books.shape[1])))
+        books += np.bincount(group * width + value, minlength=books.size).reshape(books.shape)
         self.integer_counts[m] = books
 
-    def _sum_blocks(self, values: np.ndarray, group: np.ndarray, size: int) -> None:
-        """Add the sums of consecutive blocks of ``size`` patients, one block after another;
-        within a block numpy sums a contiguous row, the same way whatever came before."""
+    def _sum_blocks(self, values: np.ndarray, bins: np.ndarray, size: int) -> None:
+        """Add the sums of consecutive blocks of ``size`` patients, one block after another.
+        Each block's sum adds its patients in order, so it does not depend on the chunking."""
         if not len(values):
             return
-        blocks = values.reshape(-1, size, values.shape[1])
-        masks = np.stack(self._masks(group), axis=0).reshape(self.n_groups, -1, size)
-        for g in range(self.n_groups):
-            chosen = np.where(masks[g][..., None], blocks, 0.0).transpose(0, 2, 1).copy()
-            sums, squares = chosen.sum(axis=-1), (chosen**2).sum(axis=-1)
-            for block_sum, block_sq in zip(sums, squares, strict=True):
-                self.total[g] += block_sum
-                self.total_sq[g] += block_sq
+        n_blocks = len(values) // size
+        block = np.arange(len(values)) // size
+        sums = np.zeros((n_blocks, self.n_groups, values.shape[1]))
+        squares = np.zeros_like(sums)
+        for group in self._memberships(bins):
+            cell = block * self.n_groups + group
+            for j in range(values.shape[1]):
+                x = values[:, j]
+                sums[:, :, j] += np.bincount(cell, x, sums[:, :, j].size).reshape(n_blocks, -1)
+                squares[:, :, j] += np.bincount(cell, x * x, sums[:, :, j].size).reshape(
+                    n_blocks, -1
+                )
+        for block_sum, block_sq in zip(sums, squares, strict=True):
+            self.total += block_sum
+            self.total_sq += block_sq

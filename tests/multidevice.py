@@ -10,7 +10,7 @@ import sys
 import jax
 import numpy as np
 
-ENV_ID = "SepsisManagement-v1"
+ENV_ID = "SepsisManagement-v0"
 N_ROLLOUT = 101  # odd: the padding rule is exercised on two devices
 N_TRAJECTORIES = 33
 N_SUMMARY = 1000
@@ -18,7 +18,7 @@ CHUNK = 256
 
 
 def cohort_results(per_patient: bool = True) -> dict[str, np.ndarray]:
-    """A chunked summary of virtual patients and, if ``per_patient``, their per-patient
+    """A chunked summary of a cohort (hard: some die) and, if ``per_patient``, its per-patient
     outcomes and trajectories."""
     import sepsisim_jax
     from sepsisim_jax.policies import random_policy
@@ -26,7 +26,7 @@ def cohort_results(per_patient: bool = True) -> dict[str, np.ndarray]:
     from sepsisim_jax.rollout import rollout_episodes, trajectories
     from sepsisim_jax.sharding import to_host
 
-    env, params = sepsisim_jax.make(ENV_ID, severity="hard", patient_spread=0.3)
+    env, params = sepsisim_jax.make(ENV_ID, severity="hard")
     policy = random_policy(env)
     key = jax.random.key(11)
     out = {}
@@ -35,9 +35,7 @@ def cohort_results(per_patient: bool = True) -> dict[str, np.ndarray]:
         out |= {f"stats_{k}": v for k, v in vars(stats).items()}
         traj = to_host(trajectories(env, params, policy, key, N_TRAJECTORIES, n_steps=12))
         out |= {"obs": traj.obs, "reward": traj.reward, "terminated": traj.terminated}
-    summary = cohort_summary(
-        env, params, policy, key, N_SUMMARY, chunk_size=CHUNK, parameter="k_pm", progress=False
-    )
+    summary = cohort_summary(env, params, policy, key, N_SUMMARY, chunk_size=CHUNK, progress=False)
     for g, group in enumerate(summary.groups):
         out[f"group{g}_patients"] = np.array(group.patients)
         for name in ("mean", "sd"):

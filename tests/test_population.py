@@ -68,7 +68,7 @@ def test_the_summary_is_the_same_for_every_chunk_size(hard, exact_limit):
 
 def test_the_summary_is_that_of_the_per_patient_outcomes(hard, outcomes):
     env, params, policy = hard
-    summary = cohort_summary(env, params, policy, KEY, N, chunk_size=256, progress=False)
+    summary = cohort_summary(env, params, policy, KEY, N, chunk_size=512, progress=False)
     overall = summary.overall
     assert overall.patients == N and 0.3 < overall.mean["survived"] < 0.95  # deaths and not
     for m in METRICS:
@@ -117,7 +117,7 @@ def test_parameter_bins_split_virtual_patients_evenly_and_partition_the_cohort()
     survivors = sum(g.mean["survived"] * g.patients for g in bins)
     np.testing.assert_allclose(survivors, overall.mean["survived"] * 2000, rtol=1e-12)
     explicit = cohort_summary(
-        env, params, policy, KEY, 2000, parameter="k_pm", bins=[0.6], progress=False
+        env, params, policy, KEY, 2000, chunk_size=512, parameter="k_pm", bins=[0.6], progress=False
     )
     assert [g.patients for g in explicit.groups[1:]] != [1000, 1000]  # edges in the unit
     assert sum(g.patients for g in explicit.groups[1:]) == 2000
