@@ -1,4 +1,5 @@
-"""PPO: jit and vmap over seeds, determinism, chunking, GAE masking, a real learning check."""
+"""PPO: jit and vmap over seeds, determinism, chunking, GAE masking, the shuffle and the
+network's gradient against JAX's own, a real learning check."""
 
 from __future__ import annotations
 
@@ -19,7 +20,13 @@ from sepsisim_jax.training import (
     make_train,
     train_ppo,
 )
-from sepsisim_jax.training.ppo import Transition, generalized_advantages
+from sepsisim_jax.training.networks import ActorCritic, dense_dot
+from sepsisim_jax.training.ppo import (
+    Transition,
+    generalized_advantages,
+    permutation,
+    stable_argsort,
+)
 
 TINY = PPOConfig(
     env_id="FluidResuscitation-v0",
@@ -83,6 +90,51 @@ def test_gae_bootstraps_through_truncation_but_not_through_death():
     two = two.replace(done=jnp.array([[True], [False]]))
     adv, _ = generalized_advantages(two, gamma=0.9, gae_lambda=0.95)
     np.testing.assert_allclose(adv[0], 1.0 + 0.9 * 2.0 - 0.5)
+
+
+@pytest.mark.parametrize("n", [1, 7, 576, 4608, 70_000])
+def test_permutation_is_jax_random_permutation(n):
+    keys = jax.random.split(jax.random.key(5), 8)
+    ours = jax.jit(jax.vmap(lambda k: permutation(k, n)))(keys)
+    theirs = jax.jit(jax.vmap(lambda k: jax.random.permutation(k, n)))(keys)
+    np.testing.assert_array_equal(ours, theirs)
+    assert ours.dtype == theirs.dtype
+
+
+def test_stable_argsort_orders_equal_keys_by_index():
+    keys = jax.random.randint(jax.random.key(6), (4, 1000), 0, 30).astype(jnp.uint32)
+    keys = keys.at[:, :3].set(jnp.uint32(2**32 - 1))  # the largest key, tied
+    ours = jax.jit(jax.vmap(stable_argsort))(keys)
+    np.testing.assert_array_equal(ours, jnp.argsort(keys, axis=1, stable=True))
+    with pytest.raises(ValueError, match="32 bits"):
+        stable_argsort(jnp.zeros(70_000, jnp.uint32))
+
+
+def test_the_networks_faster_kernel_gradient_matches_autodiff_of_plain_dots(monkeypatch):
+    obs = jax.random.normal(jax.random.key(7), (576, 10))
+    network = ActorCritic(3)
+    params = network.init(jax.random.key(8), obs)
+
+    def loss(p, x):
+        mean, log_std, value = network.apply(p, x)
+        return jnp.sum(jnp.sin(mean) * jnp.exp(log_std)) + jnp.sum(value**2)
+
+    outputs = [jax.jit(network.apply)(params, x) for x in (obs, obs[0], obs.reshape(8, 72, 10))]
+    grads = jax.jit(jax.grad(loss))(params, obs)
+    with monkeypatch.context() as patch:  # nn.Dense's default dot_general
+        patch.setattr("sepsisim_jax.training.networks.dense_dot", jax.lax.dot_general)
+        plain_outputs = [
+            jax.jit(network.apply)(params, x) for x in (obs, obs[0], obs.reshape(8, 72, 10))
+        ]
+        plain_grads = jax.jit(jax.grad(loss))(params, obs)
+    chex.assert_trees_all_equal(outputs, plain_outputs)  # the forward pass is unchanged
+    for ours, plain in zip(jax.tree.leaves(grads), jax.tree.leaves(plain_grads), strict=True):
+        # sums over 576 samples in another order: float rounding, relative to the leaf's scale
+        np.testing.assert_allclose(ours, plain, rtol=1e-5, atol=1e-5 * np.abs(plain).max())
+    # other contractions (not inputs x kernel) are passed through
+    lhs, rhs = jnp.ones((3, 4)), jnp.ones((5, 4))
+    dims = (((1,), (1,)), ((), ()))
+    np.testing.assert_array_equal(dense_dot(lhs, rhs, dims), jax.lax.dot_general(lhs, rhs, dims))
 
 
 def test_config_is_validated_and_frozen():
