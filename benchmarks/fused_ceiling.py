@@ -229,6 +229,12 @@ def observation(
 
 def admit(draws: Draws, c: Constants) -> tuple[jax.Array, State]:
     """Admission: jittered bacteria and lactate, noisy MAP and urine, mediators at rest."""
+    features, state = admit_features(draws, c)
+    return observation(*features), state
+
+
+def admit_features(draws: Draws, c: Constants) -> tuple[tuple[jax.Array, ...], State]:
+    """:func:`admit` with the observation as its features, unstacked."""
     dtype = float_dtype()
     bacteria = c.initial_bacteria * (1.0 + c.admission_jitter * draws.bacteria_u)
     bacteria = jnp.clip(bacteria, 0.01, c.b_max)
@@ -248,7 +254,7 @@ def admit(draws: Draws, c: Constants) -> tuple[jax.Array, State]:
         time=jnp.zeros_like(zero, jnp.int32),
     )
     score = sofa(map_mmhg, urine, lactate)
-    return observation(map_mmhg, lactate, urine, zero, zero, bacteria, score), state
+    return (map_mmhg, lactate, urine, zero, zero, bacteria, score), state
 
 
 def transition(
@@ -268,12 +274,16 @@ def transition(
     reward = jnp.where(terminated, reward - 50.0, reward)
     time = state.time + 1
     truncated = time >= EPISODE_STEPS
-    obs = observation(map_mmhg, lactate, urine, d, volume, b, sofa(map_mmhg, urine, lactate))
+    features = (map_mmhg, lactate, urine, d, volume, b, sofa(map_mmhg, urine, lactate))
     stepped = State(b, m, a, d, volume, lactate, state.total_fluid_ml + fluid, time)
-    obs_reset, state_reset = admit(draws, c)
+    features_reset, state_reset = admit_features(draws, c)
     done = terminated | truncated
     state = State(*(jnp.where(done, r, s) for r, s in zip(state_reset, stepped, strict=True)))
-    obs = jnp.where(done[..., None], obs_reset, obs)
+    # Select each feature, then stack: selecting the stacked vectors makes XLA recompute both
+    # branches of the step inside the stacking, which costs more than the rest of the step.
+    obs = observation(
+        *(jnp.where(done, r, s) for r, s in zip(features_reset, features, strict=True))
+    )
     return obs, state, reward, terminated, truncated
 
 

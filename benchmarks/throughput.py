@@ -2,10 +2,13 @@
 
 Figures per environment, all in env-steps per second, measured in one run:
 
-- reference: one ``gymnasium.make("sepsisim/<Id>")`` env stepped with random actions;
+- reference: one ``gymnasium.make("sepsisim/<Id>")`` env stepped with random actions drawn in
+  the loop, and (core section, v0 ids) the environment alone: the same env stepped with
+  actions drawn before the timed loop;
 - core section: ``jit`` of a ``lax.scan`` over 72 steps of ``vmap(env.step)`` per batch size,
-  and (FluidResuscitation only) the same scan over the hand-fused step of ``fused_ceiling.py``,
-  checked against sepsisim_jax before it is timed;
+  with random actions drawn in the scan and (v0 ids) the environment alone, its keys and
+  actions drawn before the timed call, and (FluidResuscitation only) the same scan over the
+  hand-fused step of ``fused_ceiling.py``, checked against sepsisim_jax before it is timed;
   the -v1 ids (coupled Reynolds 2006) run the same scan, with their default patient
   (``sepsisim_jax``) and with virtual patients (``virtual``, patient spread 0.2), compared
   with the v0 id of the same task at the same batch;
@@ -57,7 +60,7 @@ WARMUP_STEPS = 50  # untimed steps of a single env before its runs
 VECTOR_WARMUP_CALLS = 3
 MIN_RUN_STEPS = 65536  # env-steps per timed run of a batched rollout (repeated calls if smaller)
 CEILING_ENV = "FluidResuscitation-v0"
-TARGET_BATCH = 65536  # core targets, on CEILING_ENV
+TARGET_BATCH = 65536  # core targets: on CEILING_ENV, and the environment alone on every v0 id
 TARGET_VECTOR_ENVS = 1024
 CHECK_BATCH = 256
 CHECK_STEPS = 2 * EPISODE_STEPS  # two episodes: covers the auto-reset at step 72
@@ -70,7 +73,9 @@ V1_SPREAD = 0.2  # virtual patients of the "virtual" rows
 # Table order of the implementations.
 IMPLS = (
     "reference",
+    "reference-alone",
     "sepsisim_jax",
+    "sepsisim_jax-alone",
     "virtual",
     "ceiling-soa",
     "ceiling-vmap",
@@ -79,7 +84,7 @@ IMPLS = (
 )
 COLUMNS: list[Column] = [
     ("env", "<24", lambda r: r["env_id"]),
-    ("impl", "<14", lambda r: r["impl"]),
+    ("impl", "<18", lambda r: r["impl"]),
     ("batch", ">6", lambda r: str(r["batch"])),
     ("setup s", ">7", lambda r: optional(r["setup_s"], ".1f")),
     ("env-steps/s", ">13", lambda r: f"{r['steps_per_s']:,.0f}"),
@@ -93,29 +98,48 @@ StepFn = Callable[
     [jax.Array, Any, jax.Array], tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array]
 ]
 BatchFns = tuple[StepFn, Callable[[jax.Array], Any]]  # a batch step and a batched reset
+ALONE = "-alone"  # impl suffix: actions (and keys) drawn before the timed loop
 
 
 # --- the configurations: each returns a Timed whose run() does its env-steps ----------------
 
 
 def single_env(impl: str, env_id: str, steps: int, seed: int) -> Timed:
-    """The reference (``"reference"``) or the adapter (``"adapter-single"``) as one
-    ``gymnasium.make`` env, seeded and warmed up; a run is the same loop for both."""
-    namespace = "sepsisim" if impl == "reference" else "sepsisim_jax"
+    """The reference (``"reference"``, ``"reference-alone"``) or the adapter
+    (``"adapter-single"``) as one ``gymnasium.make`` env, seeded and warmed up.
+
+    A run is the same loop for the reference and the adapter: ``action_space.sample()``
+    every step. ``"reference-alone"`` is the environment alone: ``steps`` actions sampled
+    the same way before the timed loop, which then only steps (and resets) the env.
+    """
+    namespace = "sepsisim" if impl.startswith("reference") else "sepsisim_jax"
     start = time.perf_counter()
     env = gymnasium.make(f"{namespace}/{env_id}", severity=SEVERITY)
     env.action_space.seed(seed)
     env.reset(seed=seed)
     _single_loop(env, WARMUP_STEPS)
+    if impl.endswith(ALONE):
+        actions = [env.action_space.sample() for _ in range(steps)]
+        run = functools.partial(_single_loop_fixed, env, actions)
+    else:
+        run = functools.partial(_single_loop, env, steps)
     setup_s = time.perf_counter() - start
     labels = {"env_id": env_id, "impl": impl, "batch": 1}
-    return Timed(labels, steps, functools.partial(_single_loop, env, steps), setup_s)
+    return Timed(labels, steps, run, setup_s)
 
 
 def _single_loop(env: gymnasium.Env, steps: int) -> None:
     """Step with ``action_space.sample()``; reset whenever an episode ends."""
     for _ in range(steps):
         _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+
+
+def _single_loop_fixed(env: gymnasium.Env, actions: Sequence[np.ndarray]) -> None:
+    """Step with the given actions, one per step; reset whenever an episode ends."""
+    for action in actions:
+        _, _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
             env.reset()
 
@@ -147,25 +171,77 @@ def _vector_loop(envs: gymnasium.vector.VectorEnv, calls: int) -> None:
 
 def jitted_rollout(impl: str, env_id: str, fns: BatchFns, batch: int, seed: int) -> Timed:
     """Admit ``batch`` patients, compile (timed) a 72-step rollout; a run calls it, each call
-    ended by ``block_until_ready``, until at least ``MIN_RUN_STEPS`` env-steps."""
+    ended by ``block_until_ready``, until at least ``MIN_RUN_STEPS`` env-steps.
+
+    An ``impl`` ending in ``-alone`` times the environment alone: the rollout's per-step
+    keys and actions (the same ones the random-action rollout draws) are drawn before,
+    outside the timed call, and passed in.
+    """
     step_fn, reset = fns
     reset_key, run_key = jax.random.split(jax.random.key(seed))
     _, state = reset(jax.random.split(reset_key, batch))
-    rollout = make_rollout(step_fn, batch, *action_bounds(env_id))
+    bounds = action_bounds(env_id)
+    if impl.endswith(ALONE):
+        inputs = jax.block_until_ready(draw_inputs(run_key, batch, *bounds))
+        rollout = make_rollout(step_fn, batch, *bounds, predrawn=True)
+        args: tuple = (state, *inputs)
+    else:
+        rollout = make_rollout(step_fn, batch, *bounds)
+        args = (state, run_key)
     start = time.perf_counter()
-    compiled = jax.jit(rollout).lower(state, run_key).compile()
+    compiled = jax.jit(rollout).lower(*args).compile()
     compile_s = time.perf_counter() - start
     calls = math.ceil(MIN_RUN_STEPS / (batch * EPISODE_STEPS))
 
     def run() -> None:
         for _ in range(calls):
-            jax.block_until_ready(compiled(state, run_key))
+            jax.block_until_ready(compiled(*args))
 
     labels = {"env_id": env_id, "impl": impl, "batch": batch}
     return Timed(labels, calls * batch * EPISODE_STEPS, run, compile_s)
 
 
 # --- sepsisim_jax and the ceiling as batch steps, and their shared rollout ------------------
+
+
+def step_inputs(
+    key: jax.Array, batch: int, action_low: np.ndarray, action_high: np.ndarray
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One step's inputs: ``(next_key, per-patient keys, actions)``.
+
+    One split of the carried key, one ``uniform`` call for all actions within the bounds,
+    one ``split`` into per-patient keys.
+    """
+    dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
+    low = jnp.asarray(action_low, dtype)
+    high = jnp.asarray(action_high, dtype)
+    key, action_key, step_key = jax.random.split(key, 3)
+    actions = jax.random.uniform(action_key, (batch, low.size), dtype, low, high)
+    return key, jax.random.split(step_key, batch), actions
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _draw_inputs(
+    key: jax.Array, batch: int, low: tuple, high: tuple, num_steps: int
+) -> tuple[jax.Array, jax.Array]:
+    def body(key: jax.Array, _: None) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        key, keys, actions = step_inputs(key, batch, np.asarray(low), np.asarray(high))
+        return key, (keys, actions)
+
+    return jax.lax.scan(body, key, None, length=num_steps)[1]
+
+
+def draw_inputs(
+    key: jax.Array,
+    batch: int,
+    action_low: np.ndarray,
+    action_high: np.ndarray,
+    num_steps: int = EPISODE_STEPS,
+) -> tuple[jax.Array, jax.Array]:
+    """Every step's per-patient keys ``(num_steps, batch)`` and actions ``(num_steps, batch,
+    n)``, exactly those the random-action rollout from ``key`` draws as it goes."""
+    bounds = tuple(map(float, action_low)), tuple(map(float, action_high))
+    return _draw_inputs(key, batch, *bounds, num_steps)
 
 
 def make_rollout(
@@ -175,36 +251,45 @@ def make_rollout(
     action_high: np.ndarray,
     num_steps: int = EPISODE_STEPS,
     record: bool = False,
-) -> Callable[[Any, jax.Array], Any]:
+    predrawn: bool = False,
+) -> Callable[..., Any]:
     """``rollout(state, key)``: ``num_steps`` batched steps with random actions in one scan.
 
-    Per step: one split of the carried key, one ``uniform`` call for all actions, one
-    ``split`` into per-patient keys. Without ``record`` the scan keeps only a per-patient
-    running sum of rewards and observations (so nothing is dead code and no per-step output is
-    stored) and returns ``(final_state, checksum)``; with ``record`` it returns
-    ``(obs, reward, terminated, truncated)`` stacked over steps.
+    Per step, :func:`step_inputs` draws the keys and actions. With ``predrawn`` the rollout
+    is ``rollout(state, keys, actions)`` instead and scans over inputs drawn beforehand
+    (:func:`draw_inputs`): the environment alone. Without ``record`` the scan keeps only a
+    per-patient running sum of rewards and observations (so nothing is dead code and no
+    per-step output is stored) and returns ``(final_state, checksum)``; with ``record`` it
+    returns ``(obs, reward, terminated, truncated)`` stacked over steps.
     """
-    dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
-    low = jnp.asarray(action_low, dtype)
-    high = jnp.asarray(action_high, dtype)
+
+    def advance(state: Any, total: jax.Array, keys: jax.Array, actions: jax.Array) -> tuple:
+        obs, state, reward, terminated, truncated = step_fn(keys, state, actions)
+        total = total + reward.astype(jnp.float32) + jnp.sum(obs, axis=-1)
+        recorded = (obs, reward, terminated, truncated) if record else None
+        return state, total, recorded
 
     def body(carry, _):
         state, key, total = carry
-        key, action_key, step_key = jax.random.split(key, 3)
-        actions = jax.random.uniform(action_key, (batch, low.size), dtype, low, high)
-        obs, state, reward, terminated, truncated = step_fn(
-            jax.random.split(step_key, batch), state, actions
-        )
-        total = total + reward.astype(jnp.float32) + jnp.sum(obs, axis=-1)
-        recorded = (obs, reward, terminated, truncated) if record else None
+        key, keys, actions = step_inputs(key, batch, action_low, action_high)
+        state, total, recorded = advance(state, total, keys, actions)
         return (state, key, total), recorded
+
+    def body_predrawn(carry, inputs):
+        state, total, recorded = advance(*carry, *inputs)
+        return (state, total), recorded
 
     def rollout(state: Any, key: jax.Array) -> Any:
         carry = (state, key, jnp.zeros((batch,), jnp.float32))
         (state, _, total), recorded = jax.lax.scan(body, carry, None, length=num_steps)
         return recorded if record else (state, total)
 
-    return rollout
+    def rollout_predrawn(state: Any, keys: jax.Array, actions: jax.Array) -> Any:
+        carry = (state, jnp.zeros((batch,), jnp.float32))
+        (state, total), recorded = jax.lax.scan(body_predrawn, carry, (keys, actions))
+        return recorded if record else (state, total)
+
+    return rollout_predrawn if predrawn else rollout
 
 
 def ours(env_id: str, **overrides: float) -> BatchFns:
@@ -323,11 +408,16 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Timed]]]:
     v0_envs = [e for e in args.envs if e.endswith("-v0")]
     for e in v0_envs:
         add(f"reference {e}", single_env, "reference", e, steps, seed)
+        if "core" in args.sections:
+            add(f"reference alone {e}", single_env, "reference" + ALONE, e, steps, seed)
     if "core" in args.sections:
         variants = list(fused_ceiling.VARIANTS) if CEILING_ENV in args.envs else []
         for n in args.batches:
             for e in args.envs:
                 add(f"sepsisim_jax {e} x{n}", jitted_rollout, "sepsisim_jax", e, ours(e), n, seed)
+                if e.endswith("-v0"):
+                    impl = "sepsisim_jax" + ALONE
+                    add(f"{impl} {e} x{n}", jitted_rollout, impl, e, ours(e), n, seed)
                 if e.endswith("-v1"):
                     fns = ours(e, patient_spread=V1_SPREAD)
                     add(f"virtual {e} x{n}", jitted_rollout, "virtual", e, fns, n, seed)
@@ -351,12 +441,17 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Timed]]]:
 
 def summarise(timed: list[Timed], ceiling_valid: bool) -> list[dict[str, Any]]:
     """One row per configuration, in table order, with its ratios to the reference (same
-    environment) and, for sepsisim_jax on ``CEILING_ENV``, to the ceiling (same batch)."""
+    environment, timed the same way: an ``-alone`` row to ``reference-alone``, any other to
+    ``reference``) and, for sepsisim_jax on ``CEILING_ENV``, to the ceiling (same batch)."""
     rows = sorted(
         (t.row() for t in timed),
         key=lambda r: (IMPLS.index(r["impl"]), sepsisim_jax.ENV_IDS.index(r["env_id"]), r["batch"]),
     )
-    reference = {r["env_id"]: r["steps_per_s"] for r in rows if r["impl"] == "reference"}
+    reference = {
+        (r["env_id"], r["impl"].endswith(ALONE)): r["steps_per_s"]
+        for r in rows
+        if r["impl"].startswith("reference")
+    }
     v0 = {(r["env_id"], r["batch"]): r["steps_per_s"] for r in rows if r["impl"] == "sepsisim_jax"}
     ceilings: dict[int, float] = {}
     for r in rows:
@@ -364,8 +459,9 @@ def summarise(timed: list[Timed], ceiling_valid: bool) -> list[dict[str, Any]]:
             ceilings[r["batch"]] = max(ceilings.get(r["batch"], 0.0), r["steps_per_s"])
     for r in rows:
         r["us_per_call"] = 1e6 * r["batch"] / r["steps_per_s"]
+        same_way = (r["env_id"], r["impl"].endswith(ALONE))  # the reference timed the same way
         r["vs_reference"] = (
-            r["steps_per_s"] / reference[r["env_id"]] if r["env_id"] in reference else None
+            r["steps_per_s"] / reference[same_way] if same_way in reference else None
         )
         same_task = (r["env_id"].replace("-v1", "-v0"), r["batch"])
         is_v1 = r["env_id"].endswith("-v1") and same_task in v0
@@ -394,6 +490,9 @@ def targets(rows: list[dict[str, Any]], sections: Sequence[str]) -> list[Target]
         of_ceiling = pick("sepsisim_jax", TARGET_BATCH, "vs_ceiling")  # CEILING_ENV only
         out.append(Target("vs_reference", f"vs reference ({on})", ratios, 2000.0, ",.0f", "x"))
         out.append(Target("vs_ceiling", f"of ceiling ({on})", of_ceiling, 0.5, ".0%"))
+        alone = pick("sepsisim_jax" + ALONE, TARGET_BATCH, "vs_reference")
+        text = f"environment alone vs reference alone (v0, batch {TARGET_BATCH:,})"
+        out.append(Target("alone_vs_reference", text, alone, 10_000.0, ",.0f", "x"))
         v1 = pick("sepsisim_jax", TARGET_BATCH, "vs_v0")
         text = f"v1 env-steps/s of v0's (same task, batch {TARGET_BATCH:,})"
         out.append(Target("v1_vs_v0", text, v1, 0.5, ".0%"))

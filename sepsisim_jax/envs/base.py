@@ -34,6 +34,7 @@ from sepsisim_jax.physiology.virtual_patients import (
     per_patient_fields,
     replace_fields,
     sample_patient,
+    sample_patient_where,
 )
 
 P = TypeVar("P", bound=environment.EnvParams)
@@ -217,13 +218,32 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
     ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
         """One step with auto-reset; returns ``obs, state, reward, terminated, truncated, info``."""
         params = self._params(params)
-        draws = self._draw(key)
+        separate = self._draws_patient_apart(key)
+        draws = self._draw(key, with_patient=not separate)
         obs_st, state_st, reward, terminated, info = self._transition(state, action, params, draws)
         truncated = self.is_truncated(state_st, params)
         done = jnp.logical_or(terminated, truncated)
-        obs_re, state_re = self._admit(params, draws)
+        physiology = None
+        if separate:
+            # Where an episode ended, the next patient's parameters; elsewhere the current
+            # patient's. Under vmap only the patients admitted are drawn.
+            physiology = sample_patient_where(
+                done,
+                key,
+                params.patient,
+                state.physiology,
+                self.patient_spread,
+                partial(patient.patient_uniforms, dtype=self.dtype, n_patient=self._n_drawn),
+            )
+        _, state_re = self._admit(params, draws, physiology)
         state = jax.tree.map(lambda r, s: jax.lax.select(done, r, s), state_re, state_st)
-        obs = jax.lax.select(done, obs_re, obs_st)
+        if separate:
+            state = state.replace(physiology=physiology)  # already selected
+        # The observation is read from the selected state, not selected between the two
+        # observations: the same values, but XLA then reads the observation from the state it
+        # stores anyway instead of recomputing both branches of the step inside the
+        # observation's concatenation (about half of a batched step's time otherwise).
+        obs = self.get_obs(state)
         info = {
             **info,
             "terminated": terminated,
@@ -236,7 +256,8 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
         self, key: jax.Array, state: EnvState, action: jax.Array, params: P
     ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, dict[str, Any]]:
         """The transition without auto-reset (gymnax hook)."""
-        return self._transition(state, action, params, self._draw(key))
+        draws = self._draw(key, with_patient=not self._draws_patient_apart(key))
+        return self._transition(state, action, params, draws)
 
     def reset_env(self, key: jax.Array, params: P) -> tuple[jax.Array, EnvState]:
         """Admit a new patient; the same key admits the same patient as an auto-reset with it."""
@@ -253,19 +274,43 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
     def _params(self, params: P | None) -> P:
         return self.default_params if params is None else params
 
-    def _draw(self, key: jax.Array) -> Draws:
-        return patient.draw(key, self.dtype, len(self._patient_fields))
+    @property
+    def _n_drawn(self) -> int:
+        """Uniforms a virtual patient's parameters take (0 without virtual patients)."""
+        return len(self._patient_fields)
+
+    def _draw(self, key: jax.Array, with_patient: bool = True) -> Draws:
+        """The step's random numbers and, ``with_patient``, a virtual patient's uniforms."""
+        return patient.draw(key, self.dtype, self._n_drawn if with_patient else 0)
+
+    def _draws_patient_apart(self, key: jax.Array) -> bool:
+        """Whether a step draws its own numbers apart from a virtual patient's (the same
+        numbers as one draw of both), so that only the patients admitted draw theirs."""
+        return bool(self.patient_spread) and patient.draws_separate_exactly(key)
 
     def _patient(self, state: EnvState, params: P) -> Any:
         """This patient's physiological params: drawn at admission, or the env params'."""
-        return params.patient if state.physiology is None else state.physiology
+        return self._patient_params(state.physiology, params)
 
-    def _admit(self, params: P, draws: Draws) -> tuple[jax.Array, EnvState]:
+    def _patient_params(self, physiology: Any, params: P) -> Any:
+        """The env params' patient, with the per-patient parameters of ``physiology``.
+
+        Only the drawn fields are read from ``physiology``; the others (step length,
+        measurement noise) are the env params' values, which the drawn params copied. So
+        under ``vmap`` the step length stays unbatched, and the solver keeps integrating the
+        whole batch as one state instead of falling back to a per-patient time grid.
+        """
+        if physiology is None:
+            return params.patient
+        drawn = {f.name: f.read(physiology) for f in self._patient_fields}
+        return replace_fields(params.patient, drawn)
+
+    def _admit(self, params: P, draws: Draws, physiology: Any = None) -> tuple[jax.Array, EnvState]:
+        """Admission; a virtual patient's ``physiology`` is drawn from ``draws`` unless given."""
         volume, vaso_dose = self._admission_treatment(params)
-        physiology = None
-        if self.patient_spread:
+        if self.patient_spread and physiology is None:
             physiology = sample_patient(params.patient, self.patient_spread, draws.patient_u)
-        patient_params = params.patient if physiology is None else physiology
+        patient_params = self._patient_params(physiology, params)
         pat = self.model.admit(patient_params, volume, vaso_dose, draws, self.dtype)
         sofa = sofa_score(pat.map_mmhg, pat.vaso_dose, pat.urine, pat.lactate)
         zero = jnp.zeros((), self.dtype)

@@ -6,6 +6,8 @@ place and never from each other.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -46,7 +48,16 @@ def map_band_reward(
     if penalise_hypertension:
         cases.append(map_mmhg > 100.0)
         values.append(-0.5 * (map_mmhg - 100.0) / 20.0)
-    return jnp.select(cases, values, 0.0)
+    return first_match(cases, values, 0.0)
+
+
+def first_match(cases: list[jax.Array], values: list[Any], default: Any) -> jax.Array:
+    """``values[i]`` of the first true ``cases[i]``, else ``default``: ``jnp.select`` as nested
+    ``jnp.where``, which XLA fuses elementwise (``jnp.select`` becomes a reduction)."""
+    out = jnp.asarray(default)
+    for case, value in zip(reversed(cases), reversed(values), strict=True):
+        out = jnp.where(case, value, out)
+    return out
 
 
 def lactate_reward(lactate: jax.Array) -> jax.Array:

@@ -15,12 +15,15 @@ MAX_SOFA = 12  # three components of at most 4 points
 
 
 def cardiovascular_sofa(map_mmhg: jax.Array, vaso_dose: jax.Array) -> jax.Array:
-    """4 above 0.3, 3 above 0.1, 2 for any vasopressor (mcg/kg/min); else 1 if MAP < 70."""
-    return jnp.select(
-        [vaso_dose > 0.3, vaso_dose > 0.1, vaso_dose > 0.0, map_mmhg < 70.0],
-        [4, 3, 2, 1],
-        0,
-    ).astype(jnp.int32)
+    """4 above 0.3, 3 above 0.1, 2 for any vasopressor (mcg/kg/min); else 1 if MAP < 70.
+
+    Nested ``jnp.where`` rather than ``jnp.select``, which XLA lowers to a reduction that
+    does not fuse with the rest of a step.
+    """
+    points = jnp.where(map_mmhg < 70.0, 1, 0)
+    points = jnp.where(vaso_dose > 0.0, 2, points)
+    points = jnp.where(vaso_dose > 0.1, 3, points)
+    return jnp.where(vaso_dose > 0.3, 4, points).astype(jnp.int32)
 
 
 def renal_sofa(urine: jax.Array) -> jax.Array:

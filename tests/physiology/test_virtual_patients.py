@@ -13,10 +13,16 @@ from scipy.stats import truncnorm
 
 import sepsisim_jax
 from sepsisim_jax.envs.base import HIDDEN_FROM_CLINICIANS
+from sepsisim_jax.physiology import patient as patient_model
+from sepsisim_jax.physiology import virtual_patients
 from sepsisim_jax.physiology.coupled import CoupledParams
 from sepsisim_jax.physiology.parameters import param_specs
 from sepsisim_jax.physiology.patient import PatientParams
-from sepsisim_jax.physiology.virtual_patients import per_patient_fields, sample_patient
+from sepsisim_jax.physiology.virtual_patients import (
+    per_patient_fields,
+    sample_patient,
+    sample_patient_where,
+)
 
 MODELS = {"v0": PatientParams(), "v1": CoupledParams()}
 N_DRAWS = 4000
@@ -162,6 +168,93 @@ def test_bad_spread_or_uniforms_raise():
     for shape in [(n - 1,), (n + 1,), (n, 1), ()]:
         with pytest.raises(ValueError, match=f"expected {n} uniforms"):
             sample_patient(params, 0.5, jnp.full(shape, 0.5))
+
+
+def test_a_step_draws_the_same_numbers_with_or_without_a_patient():
+    keys = jax.random.split(jax.random.key(2), 300)
+    n = len(per_patient_fields(MODELS["v1"]))
+    assert patient_model.draws_separate_exactly(keys[0])
+    both = jax.vmap(lambda k: patient_model.draw(k, jnp.float32, n))(keys)
+    step = jax.vmap(lambda k: patient_model.draw(k, jnp.float32))(keys)
+    alone = jax.vmap(lambda k: patient_model.patient_uniforms(k, jnp.float32, n))(keys)
+    assert step.patient_u is None
+    for name in ("map_z", "urine_z", "admission_map_z", "admission_urine_z"):
+        np.testing.assert_array_equal(getattr(step, name), getattr(both, name), err_msg=name)
+    np.testing.assert_array_equal(step.bacteria_u, both.bacteria_u)
+    np.testing.assert_array_equal(step.lactate_u, both.lactate_u)
+    np.testing.assert_array_equal(alone, both.patient_u)
+    assert np.all((alone > 0) & (alone < 1))
+
+
+def _where_admitted_case(admit: np.ndarray, shape: tuple[int, ...]) -> tuple[Any, Any, Any]:
+    """``sample_patient_where`` vmapped over ``shape`` (one or two axes), its expected value
+    from ``sample_patient`` of every patient, and the current patients."""
+    params, spread = MODELS["v1"], 0.3
+    fields = per_patient_fields(params)
+    uniforms = functools.partial(
+        patient_model.patient_uniforms, dtype=jnp.float32, n_patient=len(fields)
+    )
+    keys = jax.random.split(jax.random.key(5), admit.size)
+    current = jax.jit(jax.vmap(lambda u: sample_patient(params, spread, u)))(
+        jax.random.uniform(jax.random.key(6), (admit.size, len(fields)))
+    )
+    drawn = jax.jit(jax.vmap(lambda k: sample_patient(params, spread, uniforms(k))))(keys)
+    expected = jax.tree.map(
+        lambda d, c: np.where(admit.reshape((-1,) + (1,) * (np.ndim(d) - 1)), d, c),
+        drawn,
+        current,
+    )
+
+    def one(admit, key, current):
+        return sample_patient_where(admit, key, params, current, spread, uniforms)
+
+    run = jax.vmap(one)
+    for _ in shape[:-1]:
+        run = jax.vmap(run)
+    reshape = lambda x: jnp.reshape(x, shape + jnp.shape(x)[1:])  # noqa: E731
+    got = jax.jit(run)(reshape(jnp.asarray(admit)), reshape(keys), jax.tree.map(reshape, current))
+    flat = jax.tree.map(lambda x: np.reshape(x, (admit.size, *np.shape(x)[len(shape) :])), got)
+    return flat, (expected, current)
+
+
+@pytest.mark.parametrize("n_admitted", [0, 17, 700])  # none, a few (drawn alone), many
+@pytest.mark.parametrize("shape", [(2048,), (2, 1024)])  # a batch, and a vmap of batches
+def test_drawing_only_the_admitted_gives_the_patients_drawing_all_gives(n_admitted, shape):
+    n = int(np.prod(shape))
+    assert n >= virtual_patients.SPARSE_MIN_BATCH  # large enough to draw only the admitted
+    admit = np.zeros(n, bool)
+    admit[np.random.default_rng(0).choice(n, n_admitted, replace=False)] = True
+    got, (expected, current) = _where_admitted_case(admit, shape)
+    for f in per_patient_fields(MODELS["v1"]):
+        np.testing.assert_array_equal(f.read(got), f.read(expected), err_msg=f.name)
+        np.testing.assert_array_equal(f.read(got)[~admit], f.read(current)[~admit])
+    # Fields that are not the patient's (step length, noise) are the current ones.
+    np.testing.assert_array_equal(got.dt, current.dt)
+    np.testing.assert_array_equal(got.noise.map_noise_sd, current.noise.map_noise_sd)
+
+
+def test_auto_reset_in_a_large_batch_admits_the_patient_reset_admits():
+    """The few patients whose episode ends in a batch step get the virtual patient that
+    ``reset`` with the same key admits, to the bit; the others keep their own."""
+    env, params = sepsisim_jax.make(SPREAD_ID, patient_spread=0.2, observation="privileged")
+    n, ending = 2048, np.arange(0, 2048, 97)  # 22 episodes end: a few of the batch
+    keys = jax.random.split(jax.random.key(8), n)
+    _, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
+    last = np.zeros(n, np.int32)
+    last[ending] = params.max_steps_in_episode - 1
+    state = state.replace(time=jnp.asarray(last))
+    step_keys = jax.random.split(jax.random.key(9), n)
+    actions = jnp.broadcast_to((env.action_low + env.action_high) / 2, (n, env.num_actions))
+    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    obs, new, _, terminated, truncated, _ = step(step_keys, state, actions, params)
+    ended = np.asarray(terminated | truncated)
+    assert set(np.flatnonzero(ended)) >= set(ending) and ended.sum() < n // 32
+    reset_obs, admitted = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(step_keys, params)
+    for f in per_patient_fields(params.patient):
+        got, old = f.read(new.physiology), f.read(state.physiology)
+        np.testing.assert_array_equal(got[ended], f.read(admitted.physiology)[ended], f.name)
+        np.testing.assert_array_equal(got[~ended], old[~ended], err_msg=f.name)
+    np.testing.assert_array_equal(np.asarray(obs)[ended], np.asarray(reset_obs)[ended])
 
 
 # --- the environments ----------------------------------------------------------------------
