@@ -47,7 +47,6 @@ from sepsisim_jax.physiology.virtual_patients import (
 from sepsisim_jax.policies import Policy
 from sepsisim_jax.rollout import episode_stats, patient_keys
 from sepsisim_jax.sharding import (
-    check_divisible,
     constrain_patients,
     padded_width,
     patient_range,
@@ -144,9 +143,9 @@ def cohort_summary(
         env, params, policy, key: as :func:`sepsisim_jax.rollout.rollout_episodes`, whose
             per-patient outcomes these summarise (same key, same patients).
         n_patients: cohort size; any size, memory is that of one chunk.
-        chunk_size: patients per compiled call (at most the cohort, rounded up to a multiple
-            of the device count); must divide by the device count. The last chunk is run in
-            full and its patients beyond the cohort are dropped.
+        chunk_size: patients per compiled call (at most the cohort), rounded up to the padding
+            rule of :mod:`sepsisim_jax.sharding` (a multiple of 16 per device). The last chunk
+            is run in full and its patients beyond the cohort are dropped.
         n_steps: steps per episode (default: the patient model's episode length).
         parameter: with virtual patients, also summarise per bin of this per-patient
             parameter (its flat name, e.g. ``"k_pm"``).
@@ -158,17 +157,16 @@ def cohort_summary(
         progress: show a progress bar (on stderr) over patients.
 
     Raises:
-        ValueError: a non-positive size, a chunk that does not divide by the device count, a
-            quantile outside (0, 1], or a parameter that is not drawn per patient.
+        ValueError: a non-positive size, a quantile outside (0, 1], or a parameter that is not
+            drawn per patient.
     """
     if n_patients < 1 or chunk_size < 1:
         raise ValueError(
             f"n_patients and chunk_size must be positive, got {n_patients}, {chunk_size}"
         )
-    check_divisible(chunk_size, "chunk_size")
     if not all(0.0 < q <= 1.0 for q in quantiles):
         raise ValueError(f"quantiles must lie in (0, 1], got {tuple(quantiles)}")
-    chunk_size = min(chunk_size, padded_width(n_patients))
+    chunk_size = padded_width(min(chunk_size, n_patients))
     edges, labels = _parameter_bins(env, params, parameter, bins)
     books = _Books(len(labels) + 1, exact=n_patients <= exact_limit)
     tree_policy = _as_pytree(policy)

@@ -159,8 +159,8 @@ def rollout_episodes(
     ``chunk_size`` simulates that many patients at a time (``lax.map`` over chunks, so the
     simulation's memory stays that of one chunk; only the per-patient outcomes grow with
     ``n_patients``); the outcomes are the same for every chunk size. With more than one device
-    each chunk's patients are sharded over them (:mod:`sepsisim_jax.sharding`), a chunk padded
-    to a multiple of the device count with extra patients whose outcomes are dropped.
+    each chunk's patients are sharded over them; chunks are padded with extra patients whose
+    outcomes are dropped (the padding rule of :mod:`sepsisim_jax.sharding`).
     For summaries of cohorts too large to hold even their outcomes, see
     :func:`sepsisim_jax.population.cohort_summary`.
     """

@@ -45,10 +45,10 @@ def _groups(summary):
 def test_a_patients_episode_depends_only_on_the_key_and_its_index(hard, outcomes):
     env, params, policy = hard
     chunked = rollout_episodes(env, params, policy, KEY, N, chunk_size=300)
-    smaller = rollout_episodes(env, params, policy, KEY, 700)
+    smaller = rollout_episodes(env, params, policy, KEY, 333)  # odd: padded, same outcomes
     for m in METRICS:
         np.testing.assert_array_equal(np.asarray(getattr(chunked, m)), outcomes[m])
-        np.testing.assert_array_equal(np.asarray(getattr(smaller, m)), outcomes[m][:700])
+        np.testing.assert_array_equal(np.asarray(getattr(smaller, m)), outcomes[m][:333])
     other = rollout_episodes(env, params, policy, jax.random.key(8), N)
     assert not np.array_equal(np.asarray(other.returns), outcomes["returns"])
 
