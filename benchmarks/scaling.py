@@ -12,10 +12,11 @@ wall time after compilation, best of ``--repeats``. Sections:
 - **batch**: chunk sizes from 1,024 up to ``--max-batch`` or the first that runs out of
   memory, on every device of this process;
 - **virtual patients**: each v1 env with the same patient for everyone (spread 0) and with
-  virtual patients (spread 0.2), one chunk of ``--chunk`` patients; target: virtual patients
-  cost at most 1.5x;
-- **evaluation**: ``sepsisim_jax.training.evaluate`` of the heuristic on ``--eval-patients``
-  patients (default 10 million) in a fresh process: wall time and peak resident memory.
+  virtual patients (spread 0.2), one chunk of ``--chunk`` patients, the two interleaved;
+  target: virtual patients cost at most 1.5x;
+- **evaluation**: ``sepsisim_jax.training.evaluate`` of the heuristic on a tenth of
+  ``--eval-patients`` and on all of them (default 10 million), each in a fresh process: wall
+  time and peak resident memory (which must not grow with the cohort).
 
 Runs unchanged on a GPU machine (``JAX_PLATFORMS=cuda python benchmarks/scaling.py``), where
 the target is 1 billion env-steps/s on one H100-class GPU at a million patients or more; the
@@ -56,29 +57,47 @@ def cohort_rate(
     env_id: str, spread: float, patients: int, chunk: int, repeats: int
 ) -> dict[str, Any]:
     """Env-steps/s of a random-action cohort (best of ``repeats`` after one compiling run)."""
+    return cohort_rates([(env_id, spread)], patients, chunk, repeats)[0]
+
+
+def cohort_rates(
+    configs: list[tuple[str, float]], patients: int, chunk: int, repeats: int
+) -> list[dict[str, Any]]:
+    """:func:`cohort_rate` of each ``(env id, spread)``, their runs interleaved: one compiling
+    run each, then ``repeats`` rounds that run each once (a slow phase of a shared machine
+    then hits every configuration alike)."""
     import jax
 
     import sepsisim_jax
     from sepsisim_jax.policies import random_policy
     from sepsisim_jax.population import cohort_summary
 
-    env, params = sepsisim_jax.make(env_id, patient_spread=spread)
-    policy, key = random_policy(env), jax.random.key(0)
-    steps = patients * env.model.episode_steps
-    runs = [
-        cohort_summary(env, params, policy, key, patients, chunk_size=chunk, progress=False)
-        for _ in range(repeats + 1)
+    cohorts = []
+    for env_id, spread in configs:
+        env, params = sepsisim_jax.make(env_id, patient_spread=spread)
+        cohorts.append((env, params, random_policy(env)))
+    runs: list[list[Any]] = [[] for _ in configs]
+    for _ in range(repeats + 1):
+        for (env, params, policy), done in zip(cohorts, runs, strict=True):
+            key = jax.random.key(0)
+            done.append(
+                cohort_summary(env, params, policy, key, patients, chunk_size=chunk, progress=False)
+            )
+    return [
+        {
+            "env": env_id,
+            "spread": spread,
+            "patients": patients,
+            "chunk": done[0].chunk_size,
+            "devices": jax.device_count(),
+            "compile_s": done[0].compile_seconds,
+            "run_s": [r.run_seconds for r in done[1:]],
+            "steps_per_s": patients
+            * env.model.episode_steps
+            / min(r.run_seconds for r in done[1:]),
+        }
+        for (env_id, spread), (env, _, _), done in zip(configs, cohorts, runs, strict=True)
     ]
-    return {
-        "env": env_id,
-        "spread": spread,
-        "patients": patients,
-        "chunk": runs[0].chunk_size,
-        "devices": jax.device_count(),
-        "compile_s": runs[0].compile_seconds,
-        "run_s": [r.run_seconds for r in runs[1:]],
-        "steps_per_s": steps / min(r.run_seconds for r in runs[1:]),
-    }
 
 
 def child(args: argparse.Namespace) -> None:
@@ -207,8 +226,8 @@ def main() -> None:
     if "virtual" in args.sections:
         rows = []
         for env_id in V1_IDS:
-            same = cohort_rate(env_id, 0.0, args.chunk, args.chunk, args.repeats)
-            drawn = cohort_rate(env_id, VP_SPREAD, args.chunk, args.chunk, args.repeats)
+            configs = [(env_id, 0.0), (env_id, VP_SPREAD)]
+            same, drawn = cohort_rates(configs, args.chunk, args.chunk, args.repeats)
             rows.append(
                 {
                     "env": env_id,
@@ -238,15 +257,18 @@ def main() -> None:
         print(f"target: virtual patients cost <= {VP_TARGET}x: {verdict(met)} (worst {worst:.2f}x)")
 
     if "evaluation" in args.sections:
-        row = _spawn(
-            ["--child", "evaluation", "--env", args.env, "--eval-patients", str(args.eval_patients)]
-        )
-        results["evaluation"] = row
-        print(
-            f"\nevaluate(heuristic) on {row['patients']:,} patients of {args.env}: "
-            f"{row['wall_s']:.1f} s wall (compilation included), peak RSS "
-            f"{row['peak_rss_mb']:,.0f} MB, survival {row['survival']:.3f}"
-        )
+        sizes = (args.eval_patients // 10, args.eval_patients)  # memory must not grow with it
+        rows = [
+            _spawn(["--child", "evaluation", "--env", args.env, "--eval-patients", str(n)])
+            for n in sizes
+        ]
+        results["evaluation"] = rows
+        for row in rows:
+            print(
+                f"evaluate(heuristic) on {row['patients']:,} patients of {args.env}: "
+                f"{row['wall_s']:.1f} s wall (compilation included), peak RSS "
+                f"{row['peak_rss_mb']:,.0f} MB, survival {row['survival']:.3f}"
+            )
 
     results["wall_s"] = time.perf_counter() - start
     name = "scaling_quick.json" if args.quick else "scaling.json"
