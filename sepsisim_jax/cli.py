@@ -1,4 +1,5 @@
-"""Command line: ``rollout`` (cohorts under the baselines), ``train`` and ``evaluate`` (PPO)."""
+"""Command line: ``rollout`` (cohorts under the baselines), ``train`` and ``evaluate`` (PPO),
+``dataset`` (a Minari dataset of logged episodes under a behaviour policy)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import contextlib
 import io
 import itertools
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
 
+from sepsisim_jax.datasets import BEHAVIOURS
+from sepsisim_jax.envs.base import OBSERVATIONS
 from sepsisim_jax.envs.registration import ENV_IDS, SEVERITIES, make
 from sepsisim_jax.plotting import learning_curve
 from sepsisim_jax.policies import POLICIES
@@ -98,7 +102,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     _add_distributed(evaluate)
+    _add_dataset(commands)
     return parser
+
+
+def _add_dataset(commands: Any) -> None:
+    dataset = commands.add_parser(
+        "dataset",
+        help="write a Minari dataset of episodes under a behaviour policy",
+        description="Simulate episodes under a behaviour policy with a known density and "
+        "write them as a Minari dataset (needs the extra: pip install 'sepsisim-jax[offline]'), "
+        "with the policy's true value, from independent patients, in its metadata. The "
+        "dataset goes under MINARI_DATASETS_PATH (default ~/.minari/datasets).",
+    )
+    dataset.add_argument("--env", choices=ENV_IDS, required=True)
+    dataset.add_argument("--severity", choices=SEVERITIES, default="medium")
+    dataset.add_argument(
+        "--spread", type=float, default=0.0, help="virtual patients: patient_spread in [0, 1]"
+    )
+    dataset.add_argument("--observation", choices=OBSERVATIONS, default="full")
+    dataset.add_argument("--policy", choices=BEHAVIOURS, required=True, help="behaviour policy")
+    dataset.add_argument(
+        "--epsilon", type=float, default=0.0, help="probability of a uniform random action"
+    )
+    dataset.add_argument(
+        "--scale",
+        type=float,
+        nargs="+",
+        help="Gaussian exploration: sd as a fraction of each action's range (one, or one each)",
+    )
+    dataset.add_argument("--checkpoint", type=Path, help="with --policy ppo: directory or file")
+    dataset.add_argument("--episodes", type=_positive_int, required=True)
+    dataset.add_argument("--seed", type=int, default=0)
+    dataset.add_argument("--dataset-id", help="Minari id (default: from the env and policy)")
+    dataset.add_argument(
+        "--value-episodes",
+        type=_positive_int,
+        default=100_000,
+        help="independent patients for the policy's true value",
+    )
+    dataset.add_argument("--gamma", type=float, default=0.99, help="discount of the true value")
+    dataset.add_argument(
+        "--chunk-size", type=_positive_int, default=4096, help="patients per compiled call"
+    )
 
 
 def _add_distributed(command: argparse.ArgumentParser) -> None:
@@ -299,10 +345,57 @@ def _write_json(path: Path, rows: list[dict[str, Any]]) -> None:
     path.write_text(json.dumps(rows, indent=2))
 
 
+def run_dataset(args: argparse.Namespace) -> int:
+    from sepsisim_jax.datasets import collect, dataset_metadata
+
+    scale = None if args.scale is None else args.scale[0] if len(args.scale) == 1 else args.scale
+    start = time.perf_counter()
+    try:
+        dataset = collect(
+            args.env,
+            args.policy,
+            args.episodes,
+            jax.random.key(args.seed),
+            dataset_id=args.dataset_id,
+            severity=args.severity,
+            patient_spread=args.spread,
+            observation=args.observation,
+            epsilon=args.epsilon,
+            scale=scale,
+            checkpoint=args.checkpoint,
+            gamma=args.gamma,
+            value_episodes=args.value_episodes,
+            chunk_size=args.chunk_size,
+        )
+    except (ValueError, TypeError, ImportError) as error:
+        raise SystemExit(f"sepsisim-jax dataset: error: {error}") from error
+    seconds = time.perf_counter() - start
+    meta = dataset_metadata(dataset)
+    timings, value = meta["collection"]["seconds"], meta["true_value"]
+    print(
+        f"wrote {dataset.id} to {dataset.storage.data_path}: {dataset.total_episodes:,} "
+        f"episodes, {dataset.total_steps:,} steps, {dataset.storage.get_size():,.1f} MB"
+    )
+    print(
+        f"{seconds:.1f} s in all: simulation {timings['simulation']:.1f} s (compiling and "
+        f"waiting; it overlaps writing), writing {timings['write']:.1f} s, true value "
+        f"{timings['value']:.1f} s"
+    )
+    print(
+        f"true value of {meta['behaviour']['name']!r} on {value['n']:,} independent patients: "
+        f"discounted (gamma {value['gamma']:g}) {value['discounted']:.3f} ± "
+        f"{value['discounted_se']:.3f}, undiscounted {value['undiscounted']:.3f} ± "
+        f"{value['undiscounted_se']:.3f} (± one standard error), survival {value['survival']:.4f}"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":
         return run_train(args)
+    if args.command == "dataset":
+        return run_dataset(args)
     _initialize_distributed(args)
     if jax.process_index() > 0:  # a worker of a distributed job: compute, do not report
         args.json = None

@@ -8,6 +8,7 @@ displays them; elsewhere call ``figure.savefig``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -16,6 +17,11 @@ from matplotlib.figure import Figure
 from sepsisim_jax.envs.clinical import DEATH_DAMAGE
 from sepsisim_jax.envs.features import FEATURES
 from sepsisim_jax.rollout import Course
+
+if TYPE_CHECKING:  # annotations only: plotting does not import the planners
+    from sepsisim_jax.counterfactual import PairedOutcomes
+    from sepsisim_jax.envs.base import SepsisEnv
+    from sepsisim_jax.planning import Plan
 
 MAP_TARGET = (65.0, 90.0)  # mmHg: Surviving Sepsis Campaign target (65) to the reward's upper edge
 LACTATE_LINES = (2.0, 4.0)  # mmol/L: normal upper limit and the reward's penalty threshold
@@ -263,4 +269,168 @@ def throughput(steps_per_second: Mapping[str, float], reference: str) -> Figure:
     ax.invert_yaxis()
     ax.set_xlabel("env-steps per second (log scale)")
     ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def counterfactual_effects(pairs: Mapping[str, PairedOutcomes], title: str = "") -> Figure:
+    """Per-patient effects of policy B over policy A, one row per comparison.
+
+    Left: histogram of each patient's return under B minus under A, with the mean effect.
+    Right: the survival 2x2 as bars, patients who survive under both policies, only under A,
+    only under B, or under neither.
+
+    Args:
+        pairs: label -> :func:`sepsisim_jax.counterfactual.paired_outcomes` (same patients
+            under A and B).
+        title: figure title.
+    """
+    if not pairs:
+        raise ValueError("counterfactual_effects needs at least one comparison")
+    fig = Figure(figsize=(12, 2.8 * len(pairs) + 0.6), layout="constrained")
+    axes = fig.subplots(len(pairs), 2, squeeze=False)
+    for (left, right), (label, pair) in zip(axes, pairs.items(), strict=True):
+        effect = np.asarray(pair.return_effect, dtype=float)
+        left.hist(effect, bins=60, color="tab:blue", alpha=0.8)
+        left.axvline(0.0, color="grey", lw=1)
+        left.axvline(effect.mean(), color="tab:red", lw=1.5, label=f"mean {effect.mean():+.1f}")
+        left.set_xlabel(f"return under {pair.name_b} minus under {pair.name_a}")
+        left.set_ylabel("patients")
+        left.set_title(label, loc="left", fontsize="medium")
+        left.legend(loc="upper left", fontsize="small")
+        left.grid(alpha=0.3)
+        counts = pair.survival_counts()
+        names = {
+            "both": "survive under both",
+            "only_a": f"survive only under {pair.name_a}",
+            "only_b": f"survive only under {pair.name_b}",
+            "neither": "die under both",
+        }
+        values = np.array([counts[k] for k in names], dtype=float)
+        colours = ["tab:green", "tab:orange", "tab:blue", "tab:red"]
+        right.barh(list(names.values()), values, color=colours)
+        total = values.sum()
+        for y, n in enumerate(values):
+            right.text(n, y, f" {n:,.0f} ({n / total:.1%})", va="center", fontsize="small")
+        right.set_xlim(0, total * 1.3)
+        right.invert_yaxis()
+        right.set_xlabel("patients")
+        right.grid(axis="x", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+ESTIMATOR_COLOURS = (
+    "tab:blue",
+    "tab:orange",
+    "tab:green",
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:grey",
+)
+
+
+def ope_errors(
+    errors: Mapping[str, Mapping[str, Mapping[int, Sequence[float]]]],
+    truth_se: Mapping[str, float] | None = None,
+    title: str = "",
+    columns: int = 3,
+) -> Figure:
+    """Off-policy estimates against the true value, by dataset size (log-log).
+
+    One panel per case (e.g. environment and pair of policies), one line per estimator: the
+    root mean square error over the independent datasets of each size; each dataset's
+    absolute error is a faint point. Non-finite estimates (the estimator failed) are left
+    out and counted in the legend.
+
+    Args:
+        errors: case -> estimator -> number of episodes -> errors (estimate minus the true
+            value) of the independent datasets of that size.
+        truth_se: case -> standard error of the true value, drawn dotted: smaller errors are
+            not resolved.
+        title: figure title.
+        columns: panels per row.
+    """
+    if not errors:
+        raise ValueError("ope_errors needs at least one case")
+    rows = -(-len(errors) // columns)
+    fig = Figure(figsize=(4.6 * columns, 3.6 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for ax in axes.flat[len(errors) :]:
+        ax.set_visible(False)
+    for ax, (case, by_estimator) in zip(axes.flat, errors.items(), strict=False):
+        for i, (estimator, by_size) in enumerate(by_estimator.items()):
+            colour = ESTIMATOR_COLOURS[i % len(ESTIMATOR_COLOURS)]
+            sizes = np.array(sorted(by_size), dtype=float)
+            failed, rmse = 0, []
+            for size in sorted(by_size):
+                values = np.asarray(by_size[size], dtype=float)
+                finite = values[np.isfinite(values)]
+                failed += values.size - finite.size
+                rmse.append(np.sqrt(np.mean(finite**2)) if finite.size else np.nan)
+                shown = np.abs(finite[finite != 0])
+                ax.scatter(np.full(shown.size, size), shown, s=8, color=colour, alpha=0.3)
+            label = estimator if not failed else f"{estimator} ({failed} failed)"
+            ax.plot(sizes, rmse, color=colour, marker="o", ms=4, lw=1.5, label=label)
+        if truth_se and case in truth_se:
+            ax.axhline(truth_se[case], color="black", ls=":", lw=1, label="se of the truth")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("episodes in the dataset")
+        ax.set_ylabel("|estimate - true value| (RMSE line)")
+        ax.set_title(case, loc="left", fontsize="medium")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="x-small", ncols=2)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+ACTION_LABELS: dict[str, tuple[str, ...]] = {
+    "FluidResuscitation": ("fluid bolus (mL)",),
+    "VasopressorTitration": ("dose change (mcg/kg/min)",),
+    "SepsisManagement": ("fluid bolus (mL)", "dose change (mcg/kg/min)", "antibiotic action"),
+}  # the action components of each task, in order
+
+
+def planned_schedule(plan: Plan, env: SepsisEnv, patient: int = 0, title: str = "") -> Figure:
+    """One patient's plan from :func:`sepsisim_jax.planning.optimize_schedule`.
+
+    Left: the return (the env's reward) of each optimisation step, the objective ascended
+    (the smoothed return), and the compared policies' returns as horizontal lines. Then one
+    panel per action component: the planned schedule hour by hour.
+
+    Args:
+        plan: the plan; ``env``: the environment it was planned in; ``patient``: which of its
+            patients; ``title``: figure title.
+    """
+    n_patients = np.shape(plan.final_return)[0]
+    if not 0 <= patient < n_patients:
+        raise ValueError(f"patient must be in [0, {n_patients}), got {patient}")
+    labels = ACTION_LABELS[env.env_id.split("-")[0]]
+    schedule = np.asarray(plan.schedule, dtype=float)[patient]
+    fig = Figure(figsize=(4.2 * (1 + len(labels)), 3.6), layout="constrained")
+    trace, *panels = fig.subplots(1, 1 + len(labels))
+    returns = np.asarray(plan.returns, dtype=float)[:, patient]
+    trace.plot(returns, color="black", lw=1.5, label="return")
+    objective = np.asarray(plan.objective, dtype=float)[:, patient]
+    trace.plot(objective, color="grey", lw=1, ls="--", label="objective (smoothed)")
+    for colour, (name, values) in zip(POLICY_COLOURS, plan.comparison.items(), strict=False):
+        trace.axhline(float(np.asarray(values)[patient]), color=colour, lw=1.2, label=name)
+    trace.set_xlabel("gradient step")
+    trace.set_ylabel("return over the horizon")
+    trace.legend(loc="lower right", fontsize="small")
+    trace.grid(alpha=0.3)
+    hours = np.arange(schedule.shape[0])
+    for i, (ax, label) in enumerate(zip(panels, labels, strict=True)):
+        ax.step(hours, schedule[:, i], where="post", color="tab:blue", lw=1.5)
+        ax.set_xlabel("hour")
+        ax.set_ylabel(label)
+        ax.set_ylim(env.action_low[i], env.action_high[i] * 1.02 + 1e-9)
+        ax.grid(alpha=0.3)
+    final = float(np.asarray(plan.final_return)[patient])
+    heading = f"planned return {final:.1f}"
+    fig.suptitle(f"{title}: {heading}" if title else heading)
     return fig

@@ -14,6 +14,7 @@ of a second ``reset_env`` with its own key splits. The contract is gymnax 1.0's:
 
 from __future__ import annotations
 
+import copy
 from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -23,7 +24,13 @@ import numpy as np
 from gymnax.environments import environment, spaces
 
 from sepsisim_jax.envs import features
-from sepsisim_jax.envs.clinical import DEATH_DAMAGE, DEATH_PENALTY
+from sepsisim_jax.envs.clinical import (
+    DEATH_DAMAGE,
+    DEATH_PENALTY,
+    DEFAULT_SMOOTHING,
+    RewardSmoothing,
+    step_up,
+)
 from sepsisim_jax.envs.state import EnvState, Treatment
 from sepsisim_jax.physiology import patient
 from sepsisim_jax.physiology.models import SEPSISIM, PatientModel
@@ -49,6 +56,7 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
     ``model`` is the patient model it runs on (an env id pairs the two)."""
 
     _supports_transition_gradients = True
+    reward_smoothing: RewardSmoothing | None = None  # see with_smoothed_rewards
 
     env_id: ClassVar[str]
     model: ClassVar[PatientModel] = SEPSISIM
@@ -126,10 +134,28 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
         self._declare_features()
 
     def __repr__(self) -> str:
+        smoothed = "" if self.reward_smoothing is None else f", {self.reward_smoothing!r}"
         return (
             f"{type(self).__name__}(severity={self.severity!r}, solver={self.solver!r}, "
-            f"patient_spread={self.patient_spread!r}, observation={self.observation!r})"
+            f"patient_spread={self.patient_spread!r}, observation={self.observation!r}"
+            f"{smoothed})"
         )
+
+    def with_smoothed_rewards(
+        self, smoothing: RewardSmoothing | None = DEFAULT_SMOOTHING
+    ) -> SepsisEnv[P]:
+        """A copy whose rewards have logistic steps for thresholds (:class:`RewardSmoothing`),
+        so that gradients pass through them; ``None`` gives the reference's rewards back.
+
+        A surrogate for gradient-based planning, not the task's reward: the default env's
+        rewards are the reference's exactly. Dynamics, observations and termination are
+        unchanged. Combine with ``with_transition_gradients()`` to differentiate a return.
+        """
+        if smoothing is not None and not isinstance(smoothing, RewardSmoothing):
+            raise TypeError(f"smoothing must be a RewardSmoothing or None, got {smoothing!r}")
+        env = copy.copy(self)
+        env.reward_smoothing = smoothing
+        return env
 
     def _static_key(self) -> tuple:
         return (
@@ -139,6 +165,7 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
             self.patient_spread,
             self.observation,
             self.transition_gradients_enabled,
+            self.reward_smoothing,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -353,7 +380,13 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
         )
         terminated = self.is_terminated(new_state, params)
         reward = self._reward(state, new_state, params)
-        reward = jnp.where(terminated, reward - DEATH_PENALTY, reward).astype(self.dtype)
+        smoothing = self.reward_smoothing
+        if smoothing is None:
+            reward = jnp.where(terminated, reward - DEATH_PENALTY, reward)
+        else:  # the penalty in proportion to a logistic step in damage, on every step
+            damage = new_state.patient.damage
+            reward = reward - DEATH_PENALTY * step_up(damage, DEATH_DAMAGE, smoothing.damage)
+        reward = reward.astype(self.dtype)
         obs, new_state = self._apply_transition_gradient_policy(self.get_obs(new_state), new_state)
         return obs, new_state, reward, terminated, self.info(new_state)
 

@@ -88,13 +88,20 @@ class FluidResuscitation(SepsisEnv[FluidResuscitationParams]):
         self, prev: EnvState, state: EnvState, params: FluidResuscitationParams
     ) -> jax.Array:
         pat = state.patient
+        smoothing = self.reward_smoothing
         map_reward = map_band_reward(
-            pat.map_mmhg, upper=90.0, bonus=2.0, floor=50.0, gain=1.0, divisor=15.0
+            pat.map_mmhg,
+            upper=90.0,
+            bonus=2.0,
+            floor=50.0,
+            gain=1.0,
+            divisor=15.0,
+            smoothing=smoothing,
         )
         return (
             map_reward
-            + lactate_reward(pat.lactate)
-            + urine_reward(pat.urine)
+            + lactate_reward(pat.lactate, smoothing)
+            + urine_reward(pat.urine, smoothing)
             - excess(pat.volume, 4.0)
             - 0.1 * pat.damage
         )

@@ -29,6 +29,7 @@ from sepsisim_jax.envs.clinical import (
     excess,
     lactate_reward,
     map_band_reward,
+    step_up,
     urine_reward,
 )
 from sepsisim_jax.envs.state import EnvState, Treatment
@@ -101,25 +102,42 @@ class SepsisManagement(SepsisEnv[SepsisManagementParams]):
     def _reward(self, prev: EnvState, state: EnvState, params: SepsisManagementParams) -> jax.Array:
         pat = state.patient
         map_mmhg = pat.map_mmhg
+        smoothing = self.reward_smoothing
         map_reward = map_band_reward(
-            map_mmhg, upper=90.0, bonus=1.5, floor=55.0, gain=1.0, divisor=10.0
+            map_mmhg,
+            upper=90.0,
+            bonus=1.5,
+            floor=55.0,
+            gain=1.0,
+            divisor=10.0,
+            smoothing=smoothing,
         )
         untreated = ~state.antibiotic_active & (prev.time >= ANTIBIOTIC_GRACE_STEPS)
-        stabilised = (
-            (map_mmhg >= 65.0)
-            & (pat.lactate < 2.0)
-            & (state.sofa <= 3)
-            & (state.time >= STABILISATION_MIN_STEPS)
-        )
+        if smoothing is None:
+            stabilised = (
+                (map_mmhg >= 65.0)
+                & (pat.lactate < 2.0)
+                & (state.sofa <= 3)
+                & (state.time >= STABILISATION_MIN_STEPS)
+            )
+            bonus = jnp.where(stabilised, STABILISATION_BONUS, 0.0)
+        else:
+            exact = (state.sofa <= 3) & (state.time >= STABILISATION_MIN_STEPS)
+            bonus = (
+                STABILISATION_BONUS
+                * step_up(map_mmhg, 65.0, smoothing.map_mmhg)
+                * step_up(-pat.lactate, -2.0, smoothing.lactate)
+                * jnp.where(exact, 1.0, 0.0)
+            )
         return (
             map_reward
-            + lactate_reward(pat.lactate)
+            + lactate_reward(pat.lactate, smoothing)
             + 0.5 * jnp.clip(prev.patient.lactate - pat.lactate, -2.0, 2.0)
             + 0.3 * (prev.sofa - state.sofa)
             - 0.5 * excess(pat.volume, 4.0)
             - 0.3 * excess(pat.vaso_dose, 0.5)
-            + urine_reward(pat.urine)
+            + urine_reward(pat.urine, smoothing)
             - jnp.where(untreated, 1.0, 0.0)
             - 0.1 * pat.damage
-            + jnp.where(stabilised, STABILISATION_BONUS, 0.0)
+            + bonus
         )

@@ -98,6 +98,7 @@ class VasopressorTitration(SepsisEnv[VasopressorTitrationParams]):
         self, prev: EnvState, state: EnvState, params: VasopressorTitrationParams
     ) -> jax.Array:
         pat = state.patient
+        smoothing = self.reward_smoothing
         map_reward = map_band_reward(
             pat.map_mmhg,
             upper=85.0,
@@ -106,11 +107,12 @@ class VasopressorTitration(SepsisEnv[VasopressorTitrationParams]):
             gain=1.5,
             divisor=10.0,
             penalise_hypertension=True,
+            smoothing=smoothing,
         )
         return (
             map_reward
-            + lactate_reward(pat.lactate)
+            + lactate_reward(pat.lactate, smoothing)
             - 0.5 * excess(pat.vaso_dose, 0.5)
-            + urine_reward(pat.urine)
+            + urine_reward(pat.urine, smoothing)
             - 0.1 * pat.damage
         )
