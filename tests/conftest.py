@@ -27,3 +27,18 @@ def noiseless_reference(monkeypatch: pytest.MonkeyPatch):
 
 
 NOISELESS = {"map_noise_sd": 0.0, "urine_noise_sd": 0.0, "admission_jitter": 0.0}
+
+
+# The longest checks (the notebooks in fast mode, the README's examples: 40-80 s each on two
+# cores) go first, then the other slow ones: started last, one of them left the other workers
+# idle at the end of the run.
+LONGEST = ("tests/test_notebooks.py::test_notebook_runs", "tests/test_readme.py::test_quick_start")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        if item.nodeid.startswith(LONGEST):
+            return 0
+        return 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=rank)  # stable: collection order within each rank

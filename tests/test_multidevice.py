@@ -15,6 +15,8 @@ import pytest
 
 from tests.multidevice import cohort_results, ppo_results
 
+pytestmark = pytest.mark.slow  # subprocesses that compile for two devices: 15-35 s each
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

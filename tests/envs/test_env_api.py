@@ -278,7 +278,7 @@ def test_gymnax_registry_knows_the_environments():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("env_id", TASKS_AND_V1_MODEL)
+@pytest.mark.parametrize("env_id", sepsisim_jax.V0_IDS)  # v1 at full spread: tests/envs/test_v1.py
 def test_stress_10000_patients_random_actions_finite_and_in_bounds(env_id):
     """10,000 virtual patients per tier at the largest spread (1.0), one full episode."""
     env, _ = sepsisim_jax.make(env_id, patient_spread=1.0)
