@@ -54,13 +54,10 @@ def test_passes_sb3_check_env(env_id):
         assert bool(messages) != normalize, messages
 
 
-# One task per mode (SB3's Python loop makes each case cost seconds): the three-action task on
-# the single env with the reference's bounds, a one-action task through DummyVecEnv.
-@pytest.mark.parametrize(
-    ("env_id", "vectorised"),
-    [("SepsisManagement-v0", False), ("VasopressorTitration-v0", True)],
-    ids=["single-SepsisManagement-v0", "dummy_vec_env-VasopressorTitration-v0"],
-)
+# The three-action task on the single env with the reference's bounds (SB3's Python loop makes
+# each case cost 10-20 s; DummyVecEnv's handling of our envs is tested below and by the README
+# example with normalised actions).
+@pytest.mark.parametrize(("env_id", "vectorised"), [("SepsisManagement-v0", False)])
 def test_ppo_learns_2048_steps_and_evaluate_policy_runs(env_id, vectorised):
     if vectorised:  # two monitored envs, normalised actions
         envs = [lambda: Monitor(_make(env_id, normalize_actions=True)) for _ in range(2)]
