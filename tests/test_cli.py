@@ -16,9 +16,6 @@ from sepsisim_jax.policies import POLICIES
 from sepsisim_jax.rollout import rollout_episodes, summarize
 from sepsisim_jax.training import PPOConfig, evaluate, held_out_key, load_checkpoint
 
-# One worker runs this module: its tests share compiled programs (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("cli")
-
 ENV_ID = "SepsisManagement-v0"
 PATIENTS = 32
 

@@ -18,9 +18,6 @@ from sepsisim_jax.physiology.reynolds2006 import SCENARIOS
 from sepsisim_jax.policies import POLICIES, heuristic_policy
 from sepsisim_jax.rollout import clinical_course
 
-# One worker runs this module: its tests share compiled programs (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("figures")
-
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "docs" / "make_figures.py"
 ENV_ID = "SepsisManagement-v0"

@@ -21,9 +21,6 @@ from sepsisim_jax.population import (
 )
 from sepsisim_jax.rollout import rollout_episodes
 
-# One worker runs this module: its tests share compiled programs (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("population")
-
 N = 1000
 KEY = jax.random.key(7)
 

@@ -10,9 +10,6 @@ import sepsisim_jax
 from sepsisim_jax.policies import heuristic_policy, random_policy
 from sepsisim_jax.rollout import clinical_course, rollout_episodes, summarize, trajectories
 
-# One worker runs this module: its tests share compiled programs (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("rollout")
-
 
 @pytest.mark.parametrize("env_id", sepsisim_jax.ENV_IDS)
 def test_episode_stats_agree_with_the_recorded_trajectories(env_id):

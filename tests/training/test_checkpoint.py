@@ -11,9 +11,6 @@ from flax import serialization
 from sepsisim_jax.training import CheckpointError, PPOPolicy, load_checkpoint, save_checkpoint
 from sepsisim_jax.training.checkpoint import CHECKPOINT_FILE
 
-# One worker runs this module: its tests share compiled programs (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("checkpoint")
-
 
 def test_round_trip_gives_the_same_policy_and_identical_actions(trained, tmp_path):
     policy = trained.policy
