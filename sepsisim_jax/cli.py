@@ -1,5 +1,11 @@
 """Command line: ``rollout`` (cohorts under the baselines), ``train`` and ``evaluate`` (PPO),
-``dataset`` (a Minari dataset of logged episodes under a behaviour policy)."""
+``dataset`` (a Minari dataset of logged episodes under a behaviour policy).
+
+On a CPU, JAX runs one device's loop on one core; the cohort commands and ``train`` therefore
+split their patients (or seeds) over one host device per core unless told otherwise
+(``--devices``, or the user's own ``XLA_FLAGS``), which measured 1.55x faster for cohorts on
+two cores (benchmarks/scaling.py). Patients' outcomes are the same on any number of devices.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ import contextlib
 import io
 import itertools
 import json
+import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,13 +23,13 @@ from typing import Any
 
 import jax
 
-from sepsisim_jax.datasets import BEHAVIOURS
+from sepsisim_jax.cohort.rollout import SUMMARY_COLUMNS
+from sepsisim_jax.cohort.summary import CHUNK_SIZE, RELATIVE_ERROR, cohort_summary
 from sepsisim_jax.envs.base import OBSERVATIONS
-from sepsisim_jax.envs.registration import ENV_IDS, SEVERITIES, make
+from sepsisim_jax.envs.registration import SEVERITIES, env_ids, make
+from sepsisim_jax.offline.behaviour import BEHAVIOURS
 from sepsisim_jax.plotting import learning_curve
-from sepsisim_jax.policies import POLICIES
-from sepsisim_jax.population import CHUNK_SIZE, RELATIVE_ERROR, cohort_summary
-from sepsisim_jax.rollout import SUMMARY_COLUMNS
+from sepsisim_jax.policies import POLICIES, baseline_policies
 from sepsisim_jax.text_table import text_table
 from sepsisim_jax.training import (
     CheckpointError,
@@ -55,9 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
         "in one jitted vmapped scan each, and print outcome and throughput.",
     )
     rollout.add_argument("--patients", type=_positive_int, default=10_000, help="per cohort")
-    rollout.add_argument("--env", nargs="+", choices=ENV_IDS, default=list(ENV_IDS))
+    rollout.add_argument("--env", nargs="+", choices=env_ids(), default=list(env_ids()))
     rollout.add_argument("--severity", nargs="+", choices=SEVERITIES, default=["medium"])
-    rollout.add_argument("--policy", nargs="+", choices=list(POLICIES), default=list(POLICIES))
+    rollout.add_argument(
+        "--policy",
+        nargs="+",
+        choices=list(POLICIES),
+        help="default: every baseline each environment has",
+    )
     rollout.add_argument("--solver", choices=["rk4", "dopri5"], default="rk4")
     rollout.add_argument("--seed", type=int, default=0)
     rollout.add_argument(
@@ -71,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollout.add_argument("--bins", type=_positive_int, default=5, help="equal-probability bins")
     rollout.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    _add_devices(rollout)
     _add_distributed(rollout)
 
     train = commands.add_parser(
@@ -80,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         "a metrics JSON and a learning-curve PNG, and compare with the baselines on held-out "
         "patients.",
     )
-    train.add_argument("--env", choices=ENV_IDS, default="SepsisManagement-v0")
+    train.add_argument("--env", choices=env_ids(), default="SepsisManagement-v0")
     train.add_argument("--severity", choices=SEVERITIES, default="medium")
     train.add_argument("--timesteps", type=_positive_int, default=2_000_000, help="per seed")
     train.add_argument("--seeds", type=_positive_int, default=4)
@@ -88,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num-envs", type=_positive_int, help="patients per rollout")
     train.add_argument("--eval-patients", type=_positive_int, default=1000)
     train.add_argument("--out", type=Path, default=Path("runs/ppo"), help="output directory")
+    _add_devices(train)
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -101,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-size", type=_positive_int, default=CHUNK_SIZE, help="patients per compiled call"
     )
     evaluate.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    _add_devices(evaluate)
     _add_distributed(evaluate)
     _add_dataset(commands)
     return parser
@@ -115,7 +131,7 @@ def _add_dataset(commands: Any) -> None:
         "with the policy's true value, from independent patients, in its metadata. The "
         "dataset goes under MINARI_DATASETS_PATH (default ~/.minari/datasets).",
     )
-    dataset.add_argument("--env", choices=ENV_IDS, required=True)
+    dataset.add_argument("--env", choices=env_ids(), required=True)
     dataset.add_argument("--severity", choices=SEVERITIES, default="medium")
     dataset.add_argument(
         "--spread", type=float, default=0.0, help="virtual patients: patient_spread in [0, 1]"
@@ -147,6 +163,47 @@ def _add_dataset(commands: Any) -> None:
     )
 
 
+def _add_devices(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--devices",
+        type=_positive_int,
+        help="host devices to split a CPU into when run as a command (default: one per core; "
+        "XLA_FLAGS, if set, decides instead)",
+    )
+
+
+RELAUNCHED = "SEPSISIM_JAX_HOST_DEVICES"  # set in the relaunched process: do not relaunch again
+
+
+def relaunch_on_host_devices(argv: Sequence[str], requested: int | None) -> None:
+    """Run this command again in a process whose CPU is split into ``requested`` host devices
+    (default: one per core), unless it already is one, the backend is not a CPU, or the user
+    set ``XLA_FLAGS`` (their device count wins).
+
+    JAX fixes the device count when its backend starts, and importing the package starts it
+    (gymnax builds arrays at import), so the count is set for a fresh process
+    (``--xla_force_host_platform_device_count``) that replaces this one (``os.execve``).
+    """
+    if RELAUNCHED in os.environ or "XLA_FLAGS" in os.environ or jax.default_backend() != "cpu":
+        return
+    count = requested or len(os.sched_getaffinity(0))
+    if count == jax.device_count():
+        return
+    env = os.environ | {
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={count}",
+        RELAUNCHED: str(count),
+    }
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "sepsisim_jax", *argv], env)
+
+
+def _devices_line() -> str:
+    devices = jax.devices()
+    kinds = sorted({d.device_kind for d in devices})
+    return f"{len(devices)} {jax.default_backend()} device(s) ({', '.join(kinds)})"
+
+
 def _add_distributed(command: argparse.ArgumentParser) -> None:
     group = command.add_argument_group(
         "many machines",
@@ -162,10 +219,14 @@ def _add_distributed(command: argparse.ArgumentParser) -> None:
     group.add_argument("--process-id", type=int)
 
 
+def _joins_distributed(args: argparse.Namespace) -> bool:
+    given = (args.coordinator, args.num_processes, args.process_id)
+    return args.distributed or any(v is not None for v in given)
+
+
 def _initialize_distributed(args: argparse.Namespace) -> None:
     """``jax.distributed.initialize`` from the command line's options (CPU: gloo collectives)."""
-    given = (args.coordinator, args.num_processes, args.process_id)
-    if not (args.distributed or any(v is not None for v in given)):
+    if not _joins_distributed(args):
         return
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(
@@ -177,40 +238,57 @@ def _initialize_distributed(args: argparse.Namespace) -> None:
 
 def run_rollouts(args: argparse.Namespace) -> list[dict]:
     """One row per (environment, severity, policy): outcome summary, quantiles, parameter bins
-    and env-steps/s, the cohort run in chunks (:func:`~sepsisim_jax.population.cohort_summary`).
+    and env-steps/s, the cohort run in chunks (:func:`~sepsisim_jax.cohort.summary.cohort_summary`).
     """
     rows = []
-    for env_id, severity, policy_name in itertools.product(args.env, args.severity, args.policy):
+    for env_id, severity in itertools.product(args.env, args.severity):
         try:
             env, params = make(
                 env_id, severity=severity, solver=args.solver, patient_spread=args.spread
             )
-            n_steps = int(params.max_steps_in_episode)
-            summary = cohort_summary(
-                env,
-                params,
-                POLICIES[policy_name](env),
-                jax.random.key(args.seed),
-                args.patients,
-                chunk_size=args.chunk_size,
-                n_steps=n_steps,
-                parameter=args.by_parameter,
-                bins=args.bins,
-            )
+            policies = _chosen_policies(env, args.policy)
         except ValueError as error:
             raise SystemExit(f"sepsisim-jax rollout: error: {error}") from error
-        rows.append(
-            {
-                "env": env_id,
-                "severity": severity,
-                "policy": policy_name,
-                "patients": args.patients,
-                **summary.overall.row(),
-                "env_steps_per_s": args.patients * n_steps / summary.run_seconds,
-                "summary": summary.to_dict(),
-            }
-        )
+        for policy_name, policy in policies.items():
+            rows.append(_rollout_row(args, env, params, severity, policy_name, policy))
     return rows
+
+
+def _chosen_policies(env: Any, names: list[str] | None) -> dict[str, Any]:
+    """The named baselines (``ValueError`` for one ``env`` lacks), or every one it has."""
+    if names is None:
+        return baseline_policies(env)
+    return {name: POLICIES[name](env) for name in names}
+
+
+def _rollout_row(
+    args: argparse.Namespace, env: Any, params: Any, severity: str, policy_name: str, policy: Any
+) -> dict:
+    """One cohort's summary row (:func:`run_rollouts`)."""
+    n_steps = int(params.max_steps_in_episode)
+    try:
+        summary = cohort_summary(
+            env,
+            params,
+            policy,
+            jax.random.key(args.seed),
+            args.patients,
+            chunk_size=args.chunk_size,
+            n_steps=n_steps,
+            parameter=args.by_parameter,
+            bins=args.bins,
+        )
+    except ValueError as error:
+        raise SystemExit(f"sepsisim-jax rollout: error: {error}") from error
+    return {
+        "env": env.env_id,
+        "severity": severity,
+        "policy": policy_name,
+        "patients": args.patients,
+        **summary.overall.row(),
+        "env_steps_per_s": args.patients * n_steps / summary.run_seconds,
+        "summary": summary.to_dict(),
+    }
 
 
 def format_table(rows: list[dict]) -> str:
@@ -263,7 +341,7 @@ def held_out_comparison(
     env, params = make(
         config.env_id, severity=config.severity, patient_spread=config.patient_spread
     )
-    baselines = {name: factory(env) for name, factory in POLICIES.items()}
+    baselines = baseline_policies(env)
     return compare_policies(
         env,
         params,
@@ -346,7 +424,7 @@ def _write_json(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def run_dataset(args: argparse.Namespace) -> int:
-    from sepsisim_jax.datasets import collect, dataset_metadata
+    from sepsisim_jax.offline.datasets import collect, dataset_metadata
 
     scale = None if args.scale is None else args.scale[0] if len(args.scale) == 1 else args.scale
     start = time.perf_counter()
@@ -391,8 +469,18 @@ def run_dataset(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; ``argv`` defaults to ``sys.argv[1:]``. Run as a command (``argv``
+    not given), ``rollout``, ``evaluate`` and ``train`` relaunch themselves on one host
+    device per core (:func:`relaunch_on_host_devices`); called with ``argv``, they run on the
+    devices this process has."""
     args = build_parser().parse_args(argv)
+    uses_devices = args.command == "train" or (
+        args.command in ("rollout", "evaluate") and not _joins_distributed(args)
+    )
+    if argv is None and uses_devices:
+        relaunch_on_host_devices(sys.argv[1:], args.devices)
     if args.command == "train":
+        print(f"training on {_devices_line()}")
         return run_train(args)
     if args.command == "dataset":
         return run_dataset(args)
@@ -403,12 +491,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             (run_evaluate if args.command == "evaluate" else run_rollouts)(args)
         return 0
     if args.command == "evaluate":
+        print(f"evaluating on {_devices_line()}")
         return run_evaluate(args)
     rows = run_rollouts(args)
     method = rows[0]["summary"]["quantile_method"]
     print(
         f"{args.patients:,} patients per cohort in chunks of {rows[0]['summary']['chunk_size']:,}"
-        f" on {jax.device_count()} device(s), solver {args.solver}, quantiles {method}"
+        f" on {_devices_line()}, solver {args.solver}, quantiles {method}"
         + (f" (within {100 * RELATIVE_ERROR:g}% of the exact ones)" if method != "exact" else "")
     )
     print(format_table(rows))

@@ -1,15 +1,16 @@
 """Counterfactuals: the same patients under two policies, each patient's outcome under both.
 
 :func:`paired_outcomes` runs the cohort of ``key`` once under policy A and once under policy
-B with :func:`sepsisim_jax.rollout.rollout_episodes`. Its key scheme gives patient ``p`` the
+B with :func:`sepsisim_jax.cohort.rollout.rollout_episodes`. Its key scheme gives patient ``p`` the
 same admission (with virtual patients, the same drawn parameters) and the same noise in every
 hour whatever the policy, so only the actions differ, and each patient's treatment effect
 ``Y_p(B) - Y_p(A)`` (the potential outcomes of Rubin 1974, J Educ Psychol 66:688) is observed
 rather than estimated. Effects are B minus A throughout.
 
-:func:`antibiotic_at` schedules the antibiotic of SepsisManagement (v0 and v1) from a given
-hour, with the clinical heuristic's fluids and vasopressors: the delay of Kumar et al. (2006,
-Crit Care Med 34:1589) asked of the same patients.
+:func:`antibiotic_at` schedules the antibiotic (the switch component named ``"antibiotic"``
+of a task's declared actions, SepsisManagement's) from a given hour, with the clinical
+heuristic's other components: the delay of Kumar et al. (2006, Crit Care Med 34:1589) asked
+of the same patients.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from sepsisim_jax import _checks
+from sepsisim_jax.cohort.rollout import EpisodeStats, rollout_episodes
+from sepsisim_jax.envs.actions import ANTIBIOTIC
 from sepsisim_jax.envs.base import SepsisEnv
-from sepsisim_jax.envs.sepsis_management import SepsisManagement
 from sepsisim_jax.policies import Policy, heuristic_policy
-from sepsisim_jax.rollout import EpisodeStats, rollout_episodes
 from sepsisim_jax.text_table import Column, text_table
 
-ANTIBIOTIC = 2  # SepsisManagement's action: (fluid mL, dose change, antibiotic)
 STEP_SLACK = 1e-4  # of a step: float32 rounding of hour / dt
 
 
@@ -86,14 +87,6 @@ class PairedOutcomes:
         return out | self.survival_counts()
 
 
-def _positive_int(name: str, value: Any, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        valid = "a positive int or None" if optional else "a positive int"
-        raise ValueError(f"{name} must be {valid}, got {value!r}")
-
-
 def paired_outcomes(
     env: SepsisEnv,
     params: Any,
@@ -117,14 +110,12 @@ def paired_outcomes(
         ValueError: ``n_patients``, ``n_steps`` or ``chunk_size`` is not a positive int, or
             ``names`` is not two strings.
     """
-    if not isinstance(env, SepsisEnv):
-        raise TypeError(f"env must be a SepsisEnv (from sepsisim_jax.make), got {env!r}")
-    for name, policy in (("policy_a", policy_a), ("policy_b", policy_b)):
-        if not callable(policy):
-            raise TypeError(f"{name} must be callable as policy(key, obs, params), got {policy!r}")
-    _positive_int("n_patients", n_patients)
-    _positive_int("n_steps", n_steps, optional=True)
-    _positive_int("chunk_size", chunk_size, optional=True)
+    _checks.instance("env", env, SepsisEnv, "a SepsisEnv (from sepsisim_jax.make)")
+    _checks.policy("policy_a", policy_a)
+    _checks.policy("policy_b", policy_b)
+    _checks.positive_int("n_patients", n_patients)
+    _checks.positive_int("n_steps", n_steps, optional=True)
+    _checks.positive_int("chunk_size", chunk_size, optional=True)
     if not (isinstance(names, tuple | list) and len(names) == 2) or not all(
         isinstance(n, str) for n in names
     ):
@@ -147,14 +138,16 @@ def antibiotic_at(env: SepsisEnv, hour: float, base: Policy | None = None) -> Po
     arguments return the same function, so jitted rollouts compile once.
 
     Raises:
-        ValueError: ``env`` has no antibiotic action (only SepsisManagement has) or does not
-            observe ``step``, or ``hour`` is not a finite number >= 0.
+        ValueError: ``env`` declares no antibiotic action component (of the built-in tasks,
+            only SepsisManagement has one) or does not observe ``step``, or ``hour`` is not a
+            finite number >= 0.
         TypeError: ``base`` is not callable.
     """
-    if not isinstance(env, SepsisManagement):
+    _checks.instance("env", env, SepsisEnv, "a SepsisEnv (from sepsisim_jax.make)")
+    if ANTIBIOTIC not in env.actions:
         raise ValueError(
-            f"antibiotic_at needs an env with an antibiotic action (SepsisManagement-v0/-v1), "
-            f"got {getattr(env, 'env_id', env)!r}"
+            f"antibiotic_at needs an env with an antibiotic action component, got {env.env_id} "
+            f"with {[c.name for c in env.actions]}"
         )
     if "step" not in env.observation_names:
         raise ValueError(
@@ -164,20 +157,20 @@ def antibiotic_at(env: SepsisEnv, hour: float, base: Policy | None = None) -> Po
     number = int | float | np.integer | np.floating
     if isinstance(hour, bool) or not isinstance(hour, number) or not 0 <= hour < math.inf:
         raise ValueError(f"hour must be a finite number >= 0, got {hour!r}")
-    if base is not None and not callable(base):
-        raise TypeError(f"base must be a policy(key, obs, params) or None, got {base!r}")
+    _checks.policy("base", base, optional=True)
     return _scheduled(env, float(hour), heuristic_policy(env) if base is None else base)
 
 
 @functools.cache
 def _scheduled(env: SepsisEnv, hour: float, base: Policy) -> Policy:
     step_index = env.observation_index("step")
+    component = env.actions.index(ANTIBIOTIC)
 
     def policy(key: jax.Array, obs: jax.Array, params: Any) -> jax.Array:
         action = jnp.asarray(base(key, obs, params), jnp.float32)
         first_step = hour / jnp.asarray(params.patient.dt, jnp.float32)
         given = jnp.asarray(obs, jnp.float32)[step_index] >= first_step - STEP_SLACK
-        return action.at[ANTIBIOTIC].set(given.astype(jnp.float32))
+        return action.at[component].set(given.astype(jnp.float32))
 
     return policy
 

@@ -14,9 +14,9 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from sepsisim_jax.envs.clinical import DEATH_DAMAGE
+from sepsisim_jax.cohort.rollout import Course
 from sepsisim_jax.envs.features import FEATURES
-from sepsisim_jax.rollout import Course
+from sepsisim_jax.envs.rewards import DEATH_DAMAGE
 
 if TYPE_CHECKING:  # annotations only: plotting does not import the planners
     from sepsisim_jax.counterfactual import PairedOutcomes
@@ -108,7 +108,7 @@ def patient_trajectory(course: Course, patient: int = 0, title: str = "") -> Fig
     """One patient's episode: MAP, lactate, urine, tissue damage, SOFA and the treatments.
 
     Args:
-        course: from :func:`sepsisim_jax.rollout.clinical_course`.
+        course: from :func:`sepsisim_jax.cohort.rollout.clinical_course`.
         patient: which patient (column) of the course to draw.
         title: figure title; the outcome (death hour or survival) is appended.
 
@@ -204,7 +204,7 @@ def cohort(courses: Mapping[str, Course], title: str = "") -> Figure:
     """Median and 10-90% band of each signal per policy, with survival.
 
     Args:
-        courses: policy name -> :func:`sepsisim_jax.rollout.clinical_course` of its cohort
+        courses: policy name -> :func:`sepsisim_jax.cohort.rollout.clinical_course` of its cohort
             (one colour each).
         title: figure title.
 
@@ -388,13 +388,6 @@ def ope_errors(
     return fig
 
 
-ACTION_LABELS: dict[str, tuple[str, ...]] = {
-    "FluidResuscitation": ("fluid bolus (mL)",),
-    "VasopressorTitration": ("dose change (mcg/kg/min)",),
-    "SepsisManagement": ("fluid bolus (mL)", "dose change (mcg/kg/min)", "antibiotic action"),
-}  # the action components of each task, in order
-
-
 def planned_schedule(plan: Plan, env: SepsisEnv, patient: int = 0, title: str = "") -> Figure:
     """One patient's plan from :func:`sepsisim_jax.planning.optimize_schedule`.
 
@@ -409,7 +402,7 @@ def planned_schedule(plan: Plan, env: SepsisEnv, patient: int = 0, title: str = 
     n_patients = np.shape(plan.final_return)[0]
     if not 0 <= patient < n_patients:
         raise ValueError(f"patient must be in [0, {n_patients}), got {patient}")
-    labels = ACTION_LABELS[env.env_id.split("-")[0]]
+    labels = [c.axis_label for c in env.actions]
     schedule = np.asarray(plan.schedule, dtype=float)[patient]
     fig = Figure(figsize=(4.2 * (1 + len(labels)), 3.6), layout="constrained")
     trace, *panels = fig.subplots(1, 1 + len(labels))

@@ -1,8 +1,9 @@
 """Baseline policies as pure jittable functions ``policy(key, obs, params) -> action``.
 
-Both work on a single observation; ``vmap`` them for a batch. The heuristic is the clinical
-rule set of sepsisim 0.1.0's ``HeuristicAgent`` (after the Surviving Sepsis Campaign hour-1
-bundle, Rhodes et al. 2017), applied to the same float32 observation.
+Both work on a single observation; ``vmap`` them for a batch. The heuristic is each task's
+own clinical rule (:attr:`SepsisEnv.heuristic`; for the three tasks, sepsisim 0.1.0's
+``HeuristicAgent`` after the Surviving Sepsis Campaign hour-1 bundle, Rhodes et al. 2017),
+applied to the same float32 observation.
 """
 
 from __future__ import annotations
@@ -13,10 +14,22 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.tree_util import Partial
 
 from sepsisim_jax.envs.base import SepsisEnv
 
 Policy = Callable[[jax.Array, jax.Array, Any], jax.Array]
+
+
+def as_pytree(policy: Policy) -> Any:
+    """``policy`` as a jit argument: pytrees of arrays (a PPO policy, a policy with a density)
+    as they are, traced; plain functions wrapped in a ``Partial`` (a pytree without leaves,
+    compiled once per function object)."""
+    leaves = jax.tree.leaves(policy)
+    if leaves and all(isinstance(x, jax.Array | np.ndarray) for x in leaves):
+        return policy
+    return Partial(policy)
 
 
 @functools.cache
@@ -30,56 +43,16 @@ def random_policy(env: SepsisEnv) -> Policy:
     return policy
 
 
-def _fluid_heuristic(read: Callable[[str], jax.Array]) -> jax.Array:
-    map_mmhg = read("map_mmhg")
-    fluid = jnp.select(
-        [map_mmhg < 65.0, map_mmhg < 70.0, map_mmhg < 80.0], [750.0, 500.0, 250.0], 125.0
-    )
-    return jnp.where(read("intravascular_volume") > 3.5, 0.0, fluid)[None]
-
-
-def _vasopressor_heuristic(read: Callable[[str], jax.Array]) -> jax.Array:
-    map_mmhg = read("map_mmhg")
-    return jnp.select([map_mmhg < 65.0, map_mmhg > 85.0], [0.05, -0.02], 0.0)[None]
-
-
-def _management_heuristic(read: Callable[[str], jax.Array]) -> jax.Array:
-    map_mmhg, volume = read("map_mmhg"), read("intravascular_volume")
-    fluid = jnp.select(
-        [(map_mmhg < 65.0) & (volume < 4.0), map_mmhg < 70.0, map_mmhg < 80.0],
-        [750.0, 500.0, 250.0],
-        125.0,
-    )
-    dose_change = jnp.select(
-        [(map_mmhg < 65.0) & (volume >= 2.0), (map_mmhg > 85.0) & (read("vasopressor_dose") > 0.0)],
-        [0.05, -0.02],
-        0.0,
-    )
-    give_antibiotic = jnp.where(read("antibiotic_active") > 0.5, 0.0, 1.0)
-    return jnp.stack([fluid, dose_change, give_antibiotic])
-
-
-_HEURISTICS: dict[str, Callable[[Callable[[str], jax.Array]], jax.Array]] = {
-    "FluidResuscitation": _fluid_heuristic,
-    "VasopressorTitration": _vasopressor_heuristic,
-    "SepsisManagement": _management_heuristic,
-}
-
-
 @functools.cache
 def heuristic_policy(env: SepsisEnv) -> Policy:
-    """The reference's clinical heuristic for ``env``: thresholds on MAP, volume and dose.
+    """``env``'s clinical heuristic (its task's :attr:`~SepsisEnv.heuristic` rule), reading
+    features from the observation by name (``env.observation_index``).
 
-    - FluidResuscitation: no fluid above 3.5 L excess; else 750/500/250/125 mL for MAP below
-      65/70/80/otherwise.
-    - VasopressorTitration: +0.05 below MAP 65, -0.02 above 85, else hold.
-    - SepsisManagement: 750 mL if MAP < 65 and volume < 4 L, else 500/250/125 mL by MAP
-      70/80; +0.05 dose if MAP < 65 with volume >= 2 L, -0.02 if MAP > 85 on vasopressors;
-      antibiotic until it is active.
-
-    Features are read from the observation by name (``env.observation_index``).
+    Raises ``ValueError`` for a task that declares no heuristic rule.
     """
-    rule = _HEURISTICS[env.env_id.split("-")[0]]  # one rule per task, v0 and v1 alike
+    rule = env.heuristic
+    if rule is None:
+        raise ValueError(f"{env.env_id} declares no heuristic rule (SepsisEnv.heuristic)")
 
     def policy(key: jax.Array, obs: jax.Array, params: Any) -> jax.Array:
         del key, params
@@ -93,3 +66,9 @@ POLICIES: dict[str, Callable[[SepsisEnv], Policy]] = {
     "random": random_policy,
     "heuristic": heuristic_policy,
 }
+
+
+def baseline_policies(env: SepsisEnv) -> dict[str, Policy]:
+    """The baselines ``env`` has, by name: random, and the heuristic where its task has one."""
+    names = [n for n in POLICIES if n != "heuristic" or env.heuristic is not None]
+    return {name: POLICIES[name](env) for name in names}

@@ -18,8 +18,9 @@ bounds and ``|B| = prod(high - low)`` the volume of the action box:
 Point masses and densities are measured differently, so ``log_prob`` says which it returns:
 ``atom`` is true where ``action`` is ``base(obs)`` (within :data:`ATOM_TOLERANCE` of the
 action range, for a base recomputed in another batch) and the policy has a point mass there;
-``log_p`` is then the log of that mass, else the log of the density. :func:`likelihood_ratio`
-turns two such pairs into the Radon-Nikodym derivative that importance sampling needs.
+``log_p`` is then the log of that mass, else the log of the density.
+:func:`log_likelihood_ratio` turns two such pairs into the log of the Radon-Nikodym
+derivative that importance sampling needs (:func:`likelihood_ratio` the derivative itself).
 """
 
 from __future__ import annotations
@@ -32,22 +33,13 @@ import numpy as np
 from flax import struct
 from jax.scipy.special import ndtr
 from jax.scipy.stats import norm
-from jax.tree_util import Partial
 
+from sepsisim_jax import _checks
 from sepsisim_jax.envs.base import SepsisEnv
-from sepsisim_jax.policies import Policy
+from sepsisim_jax.policies import Policy, as_pytree
 
 Kind = Literal["uniform", "epsilon", "gaussian"]
 ATOM_TOLERANCE = 1e-6  # |action - base(obs)| <= this x (high - low) in every component
-
-
-def as_pytree(policy: Policy) -> Any:
-    """``policy`` as a jit argument: pytrees of arrays (a PPO policy) as they are, plain
-    functions wrapped in a ``Partial`` (a pytree without leaves, compiled per function)."""
-    leaves = jax.tree.leaves(policy)
-    if leaves and all(isinstance(x, jax.Array | np.ndarray) for x in leaves):
-        return policy
-    return Partial(policy)
 
 
 # eq=False: hashed by identity, so that it can be a static argument of the jitted rollouts.
@@ -111,19 +103,28 @@ class StochasticPolicy:
         return jnp.clip(jnp.asarray(base, self.low.dtype), self.low, self.high)
 
 
-def likelihood_ratio(
+def log_likelihood_ratio(
     target: tuple[jax.Array, jax.Array], behaviour: tuple[jax.Array, jax.Array]
 ) -> jax.Array:
-    """``pi_target(a | s) / pi_behaviour(a | s)`` from two ``(log_p, atom)`` pairs.
+    """``log pi_target(a | s) - log pi_behaviour(a | s)`` from two ``(log_p, atom)`` pairs.
 
-    Equal kinds (both masses, both densities) give the ratio of the values; a density over a
-    point mass of the behaviour is 0 (the target puts no mass there). A target mass where the
-    behaviour has only a density is infinite: :func:`check_support` rejects such pairs first.
+    Equal kinds (both masses, both densities) give the difference of the values; a density
+    over a point mass of the behaviour is ``-inf`` (the target puts no mass there). A target
+    mass where the behaviour has only a density is ``+inf``: :func:`check_support` rejects
+    such pairs first.
     """
     (log_target, atom_target), (log_behaviour, atom_behaviour) = target, behaviour
     same = atom_target == atom_behaviour
-    ratio = jnp.exp(jnp.where(same, log_target - log_behaviour, 0.0))
-    return jnp.where(same, ratio, jnp.where(atom_behaviour, 0.0, jnp.inf))
+    mismatch = jnp.where(atom_behaviour, -jnp.inf, jnp.inf)
+    return jnp.where(same, log_target - jnp.where(same, log_behaviour, 0.0), mismatch)
+
+
+def likelihood_ratio(
+    target: tuple[jax.Array, jax.Array], behaviour: tuple[jax.Array, jax.Array]
+) -> jax.Array:
+    """``pi_target(a | s) / pi_behaviour(a | s)``: the exponential of
+    :func:`log_likelihood_ratio` (0 and ``inf`` where the kinds differ)."""
+    return jnp.exp(log_likelihood_ratio(target, behaviour))
 
 
 def check_support(target: StochasticPolicy, behaviour: StochasticPolicy) -> None:
@@ -146,10 +147,9 @@ def _bounds(env: SepsisEnv) -> tuple[jax.Array, jax.Array]:
 def _build(
     env: SepsisEnv, kind: Kind, name: str, base: Policy | None, epsilon: float, scale: Any
 ) -> StochasticPolicy:
-    if not isinstance(env, SepsisEnv):
-        raise TypeError(f"env must be a SepsisEnv, got {type(env).__name__}")
-    if kind != "uniform" and not callable(base):
-        raise TypeError(f"base must be a policy(key, obs, params), got {base!r}")
+    _checks.instance("env", env, SepsisEnv, "a SepsisEnv (from sepsisim_jax.make)")
+    if kind != "uniform":
+        _checks.policy("base", base)
     low, high = _bounds(env)
     scale = jnp.broadcast_to(jnp.asarray(scale, jnp.float32), low.shape)
     return StochasticPolicy(
@@ -172,8 +172,7 @@ def epsilon_greedy(
     env: SepsisEnv, base: Policy, epsilon: float, name: str = "policy"
 ) -> StochasticPolicy:
     """``base`` with probability ``1 - epsilon``, else a uniform action (``0 <= epsilon <= 1``)."""
-    if not 0.0 <= epsilon <= 1.0:
-        raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
+    _checks.number_in("epsilon", epsilon, 0.0, 1.0)
     label = name if epsilon == 0 else f"{name}, epsilon {epsilon:g}"
     return _build(env, "epsilon", label, base, epsilon, 1.0)
 

@@ -12,8 +12,8 @@ import pytest
 
 import sepsisim_jax
 from sepsisim_jax.cli import main
+from sepsisim_jax.cohort.rollout import rollout_episodes, summarize
 from sepsisim_jax.policies import POLICIES
-from sepsisim_jax.rollout import rollout_episodes, summarize
 from sepsisim_jax.training import PPOConfig, evaluate, held_out_key, load_checkpoint
 
 ENV_ID = "SepsisManagement-v0"

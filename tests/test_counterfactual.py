@@ -14,10 +14,11 @@ from matplotlib.figure import Figure
 
 import sepsisim_jax
 from sepsisim_jax import plotting
+from sepsisim_jax.cohort.rollout import EpisodeStats, rollout_episodes
+from sepsisim_jax.cohort.scan import scan_cohort
 from sepsisim_jax.counterfactual import antibiotic_at, effect_table, paired_outcomes
 from sepsisim_jax.physiology.virtual_patients import per_patient_fields
 from sepsisim_jax.policies import heuristic_policy, random_policy
-from sepsisim_jax.rollout import EpisodeStats, _scan_cohort, rollout_episodes
 
 # One worker runs this module, so that its module fixtures compile once (--dist loadgroup).
 pytestmark = pytest.mark.xdist_group("counterfactual")
@@ -45,7 +46,7 @@ def _first_hours(env, params, policy):
         return carry, (obs, action, state.antibiotic_active, state.physiology)
 
     patients = jnp.arange(64)
-    _, _, steps = _scan_cohort(
+    _, _, steps = scan_cohort(
         env, params, policy, KEY, patients, SCHEDULE_HOURS, record, None, auto_reset=False
     )
     return steps

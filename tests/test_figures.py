@@ -14,9 +14,9 @@ import pytest
 
 import sepsisim_jax
 from sepsisim_jax import plotting
+from sepsisim_jax.cohort.rollout import clinical_course
 from sepsisim_jax.physiology.reynolds2006 import SCENARIOS
 from sepsisim_jax.policies import POLICIES, heuristic_policy
-from sepsisim_jax.rollout import clinical_course
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "docs" / "make_figures.py"

@@ -7,7 +7,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from sepsisim_jax import plotting
-from sepsisim_jax.rollout import Course
+from sepsisim_jax.cohort.rollout import Course
 
 NAN = np.nan
 
@@ -35,6 +35,7 @@ def make_course(n_hours: int, lengths: list[int], died: list[bool], seed: int = 
         antibiotic_active=antibiotic,
         fluid_ml=np.where(hour_ended, NAN, rng.uniform(0, 1000, shape)),
         reward=np.where(hour_ended, NAN, rng.normal(size=shape)),
+        action=np.where(hour_ended[..., None], NAN, rng.uniform(0, 1, (*shape, 3))),
         length=np.asarray(lengths, np.int32),
         died=np.asarray(died),
     )

@@ -31,7 +31,7 @@ def _observations(env, n: int, seed: int) -> np.ndarray:
     return obs
 
 
-@pytest.mark.parametrize("env_id", sepsisim_jax.V0_IDS)
+@pytest.mark.parametrize("env_id", sepsisim_jax.REFERENCE_IDS)
 def test_heuristic_equals_reference_agent(env_id, noiseless_reference):
     from sepsisim.agents.heuristic_agent import HeuristicAgent
 
@@ -44,7 +44,7 @@ def test_heuristic_equals_reference_agent(env_id, noiseless_reference):
     assert ours.dtype == jnp.float32
 
 
-@pytest.mark.parametrize("env_id", sepsisim_jax.V0_IDS)
+@pytest.mark.parametrize("env_id", sepsisim_jax.REFERENCE_IDS)
 def test_random_policy_is_uniform_in_the_action_space(env_id):
     env, params = sepsisim_jax.make(env_id)
     keys = jax.random.split(jax.random.key(0), 20_000)

@@ -111,7 +111,7 @@ def test_support_and_bad_arguments(fluid):
         stochastic.check_support(greedy, gaussian)
     stochastic.check_support(greedy, stochastic.epsilon_greedy(env, heuristic, 0.1))
     stochastic.check_support(gaussian, greedy)  # a density over atoms: weights 0, defined
-    with pytest.raises(ValueError, match="epsilon must be in"):
+    with pytest.raises(ValueError, match="epsilon must be a number in"):
         stochastic.epsilon_greedy(env, heuristic, 1.5)
     for scale in (0.0, -0.1, [0.1, 0.2]):
         with pytest.raises(ValueError, match="scale must be"):

@@ -1,19 +1,28 @@
-"""The three sepsis environments on one shared patient model."""
+"""Layer 1, the environments: three tasks (actions, reward, observation) on any patient model.
 
-from sepsisim_jax.envs.base import SepsisEnv
+Imports only :mod:`sepsisim_jax.physiology`.
+"""
+
+from sepsisim_jax.envs.actions import ANTIBIOTIC, DOSE_CHANGE, FLUID_BOLUS, ActionComponent
+from sepsisim_jax.envs.base import OBSERVATIONS, SepsisEnv
 from sepsisim_jax.envs.features import FEATURES, Feature
 from sepsisim_jax.envs.fluid_resuscitation import FluidResuscitation, FluidResuscitationParams
 from sepsisim_jax.envs.registration import (
     ENV_IDS,
-    REFERENCE_OPTIONS,
+    REFERENCE_IDS,
+    REGISTRY,
     SEVERITIES,
+    TASKS,
     V0_IDS,
     V1_IDS,
-    env_class,
+    env_factory,
+    env_ids,
     make,
+    register,
     register_gymnasium,
     register_gymnax,
 )
+from sepsisim_jax.envs.rewards import RewardSmoothing
 from sepsisim_jax.envs.sepsis_management import SepsisManagement, SepsisManagementParams
 from sepsisim_jax.envs.state import EnvState
 from sepsisim_jax.envs.vasopressor_titration import (
@@ -22,23 +31,33 @@ from sepsisim_jax.envs.vasopressor_titration import (
 )
 
 __all__ = [
+    "ANTIBIOTIC",
+    "DOSE_CHANGE",
     "ENV_IDS",
     "FEATURES",
-    "REFERENCE_OPTIONS",
+    "FLUID_BOLUS",
+    "OBSERVATIONS",
+    "REFERENCE_IDS",
+    "REGISTRY",
     "SEVERITIES",
+    "TASKS",
     "V0_IDS",
     "V1_IDS",
+    "ActionComponent",
     "EnvState",
     "Feature",
     "FluidResuscitation",
     "FluidResuscitationParams",
+    "RewardSmoothing",
     "SepsisEnv",
     "SepsisManagement",
     "SepsisManagementParams",
     "VasopressorTitration",
     "VasopressorTitrationParams",
-    "env_class",
+    "env_factory",
+    "env_ids",
     "make",
+    "register",
     "register_gymnasium",
     "register_gymnax",
 ]

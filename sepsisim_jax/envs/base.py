@@ -1,10 +1,12 @@
 """The shared sepsis environment: one patient, one-hour steps, gymnax's functional interface.
 
-A task (what the action controls, the reward, which features are observed) is a subclass of
-:class:`SepsisEnv`, which owns everything else: admission, clipping the action to its bounds,
-the physiology step, death (tissue damage >= 0.9, reward - 50), truncation after
-``max_steps_in_episode`` steps and auto-reset. Observation and info come from the feature
-declarations of :mod:`sepsisim_jax.envs.features`.
+A task (its action components, the reward, which features are observed, its heuristic rule)
+is a subclass of :class:`SepsisEnv`; the patient model it runs on is a constructor argument
+(an environment id pairs the two, :mod:`~sepsisim_jax.envs.registration`). The base class
+owns everything else: admission, clipping the action to its declared bounds, the physiology
+step, death (tissue damage >= 0.9, reward - 50), truncation after ``max_steps_in_episode``
+steps and auto-reset. Observation and info come from the feature declarations of
+:mod:`sepsisim_jax.envs.features`, actions from those of :mod:`sepsisim_jax.envs.actions`.
 
 ``step`` overrides gymnax's default to stay cheap under ``vmap``: all random numbers of a step
 come from one draw, and the admission used on auto-reset is built from that same draw instead
@@ -15,6 +17,7 @@ of a second ``reset_env`` with its own key splits. The contract is gymnax 1.0's:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -24,17 +27,19 @@ import numpy as np
 from gymnax.environments import environment, spaces
 
 from sepsisim_jax.envs import features
-from sepsisim_jax.envs.clinical import (
+from sepsisim_jax.envs.actions import ActionComponent, action_bounds
+from sepsisim_jax.envs.rewards import (
     DEATH_DAMAGE,
     DEATH_PENALTY,
     DEFAULT_SMOOTHING,
     RewardSmoothing,
     step_up,
 )
-from sepsisim_jax.envs.state import EnvState, Treatment
-from sepsisim_jax.physiology import patient
+from sepsisim_jax.envs.state import EnvState
+from sepsisim_jax.physiology import noise
+from sepsisim_jax.physiology.interface import Treatment
 from sepsisim_jax.physiology.models import SEPSISIM, PatientModel
-from sepsisim_jax.physiology.patient import Draws
+from sepsisim_jax.physiology.noise import Draws
 from sepsisim_jax.physiology.sofa import sofa_score
 from sepsisim_jax.physiology.solver import SolverConfig, make_integrator
 from sepsisim_jax.physiology.virtual_patients import (
@@ -49,6 +54,8 @@ P = TypeVar("P", bound=environment.EnvParams)
 
 OBSERVATIONS = ("full", "clinical", "privileged")
 HIDDEN_FROM_CLINICIANS = ("bacteria", "tissue_damage")
+Reader = Callable[[str], jax.Array]  # feature name -> its value in the observation
+Rule = Callable[[Reader], jax.Array]  # a heuristic: the action from the observed features
 
 
 class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
@@ -58,14 +65,14 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
     _supports_transition_gradients = True
     reward_smoothing: RewardSmoothing | None = None  # see with_smoothed_rewards
 
-    env_id: ClassVar[str]
-    model: ClassVar[PatientModel] = SEPSISIM
+    task_name: ClassVar[str]  # the id's first part, e.g. "SepsisManagement"
     params_cls: ClassVar[type]
-    severity_bacteria: ClassVar[dict[str, float]]  # v0 initial bacterial load per severity
+    actions: ClassVar[tuple[ActionComponent, ...]]  # the action vector's components, in order
+    severity_bacteria: ClassVar[dict[str, float]] = {}  # v0 initial bacterial load per tier
+    reference_options: ClassVar[tuple[str, ...]] = ()  # sepsisim's constructor options
+    heuristic: ClassVar[Rule | None] = None  # the task's clinical rule (policies.heuristic_policy)
     observation_names: tuple[str, ...]  # declared features, in observation order
     info_names: tuple[str, ...]  # declared features, in the reference's info order
-    action_low: ClassVar[np.ndarray]
-    action_high: ClassVar[np.ndarray]
 
     def __init__(
         self,
@@ -73,9 +80,11 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
         solver: SolverConfig | str = "rk4",
         patient_spread: float = 0.0,
         observation: str = "full",
+        *,
+        model: PatientModel = SEPSISIM,
     ) -> None:
         """Args:
-        severity: a tier of :attr:`model` (``"easy"``, ``"medium"``, ``"hard"``).
+        severity: a tier of ``model`` (``"easy"``, ``"medium"``, ``"hard"``).
         solver: ``"rk4"``, ``"dopri5"`` or a :class:`SolverConfig`.
         patient_spread: virtual patients: 0 (default) admits the params' patient every
             time; above 0, each admission draws its parameters (log-normal with this sd of
@@ -84,8 +93,12 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
         observation: ``"full"`` (the reference's features), ``"clinical"`` (without what no
             clinician measures: bacteria and tissue damage) or ``"privileged"`` (full plus the
             patient's drawn parameters; needs ``patient_spread > 0``).
+        model: the patient model (:data:`~sepsisim_jax.physiology.models.MODELS`).
         """
         super().__init__()
+        if not isinstance(model, PatientModel):
+            raise TypeError(f"model must be a PatientModel, got {type(model).__name__}")
+        self.model = model
         if severity not in self.model.severities:
             raise ValueError(
                 f"unknown severity {severity!r} for {self.env_id}; "
@@ -112,9 +125,11 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
         spread = self.patient_spread
         patient_fields = per_patient_fields(self.patient_params()) if spread else ()
         self._patient_fields = patient_fields
-        self.features = features.FEATURES | {
-            f.name: features.parameter_feature(f) for f in patient_fields
-        }
+        self.features = (
+            features.FEATURES
+            | {f.name: features.model_feature(f) for f in self.model.info_features}
+            | {f.name: features.parameter_feature(f) for f in patient_fields}
+        )
         names = type(self).observation_names
         if self.observation == "clinical":
             names = tuple(n for n in names if n not in HIDDEN_FROM_CLINICIANS)
@@ -122,7 +137,9 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
             names = names + tuple(f.name for f in patient_fields)
         self.observation_names = names
         self.info_names = (
-            type(self).info_names + self.model.info_names + tuple(f.name for f in patient_fields)
+            type(self).info_names
+            + tuple(f.name for f in self.model.info_features)
+            + tuple(f.name for f in patient_fields)
         )
 
     def __getstate__(self) -> dict[str, Any]:
@@ -137,8 +154,8 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
         smoothed = "" if self.reward_smoothing is None else f", {self.reward_smoothing!r}"
         return (
             f"{type(self).__name__}(severity={self.severity!r}, solver={self.solver!r}, "
-            f"patient_spread={self.patient_spread!r}, observation={self.observation!r}"
-            f"{smoothed})"
+            f"patient_spread={self.patient_spread!r}, observation={self.observation!r}, "
+            f"model={self.model.version!r}{smoothed})"
         )
 
     def with_smoothed_rewards(
@@ -160,6 +177,7 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
     def _static_key(self) -> tuple:
         return (
             type(self),
+            self.model,
             self.severity,
             self.solver,
             self.patient_spread,
@@ -178,12 +196,27 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
     # --- gymnax interface -------------------------------------------------------------------
 
     @property
+    def env_id(self) -> str:
+        """``<task>-<model version>``, e.g. ``"SepsisManagement-v1"``."""
+        return f"{self.task_name}-{self.model.version}"
+
+    @property
     def name(self) -> str:
         return self.env_id
 
     @property
     def num_actions(self) -> int:
-        return len(self.action_low)
+        return len(self.actions)
+
+    @property
+    def action_low(self) -> np.ndarray:
+        """Float32 lower bounds of the declared action components."""
+        return action_bounds(self.actions)[0]
+
+    @property
+    def action_high(self) -> np.ndarray:
+        """Float32 upper bounds of the declared action components."""
+        return action_bounds(self.actions)[1]
 
     @property
     def dtype(self) -> jnp.dtype:
@@ -202,7 +235,7 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
 
     def patient_params(self) -> Any:
         """The model's patient at this severity (the v0 tiers are the task's bacterial loads)."""
-        return self.model.patient_params(getattr(self, "severity_bacteria", {}), self.severity)
+        return self.model.patient_params(self.severity_bacteria, self.severity)
 
     def action_space(self, params: P | None = None) -> spaces.Box:
         """The reference's action bounds; actions outside are clipped."""
@@ -260,7 +293,7 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
                 params.patient,
                 state.physiology,
                 self.patient_spread,
-                partial(patient.patient_uniforms, dtype=self.dtype, n_patient=self._n_drawn),
+                partial(noise.patient_uniforms, dtype=self.dtype, n_patient=self._n_drawn),
             )
         _, state_re = self._admit(params, draws, physiology)
         state = jax.tree.map(lambda r, s: jax.lax.select(done, r, s), state_re, state_st)
@@ -308,12 +341,12 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
 
     def _draw(self, key: jax.Array, with_patient: bool = True) -> Draws:
         """The step's random numbers and, ``with_patient``, a virtual patient's uniforms."""
-        return patient.draw(key, self.dtype, self._n_drawn if with_patient else 0)
+        return noise.draw(key, self.dtype, self._n_drawn if with_patient else 0)
 
     def _draws_patient_apart(self, key: jax.Array) -> bool:
         """Whether a step draws its own numbers apart from a virtual patient's (the same
         numbers as one draw of both), so that only the patients admitted draw theirs."""
-        return bool(self.patient_spread) and patient.draws_separate_exactly(key)
+        return bool(self.patient_spread) and noise.draws_separate_exactly(key)
 
     def _patient(self, state: EnvState, params: P) -> Any:
         """This patient's physiological params: drawn at admission, or the env params'."""
@@ -355,25 +388,23 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
     def _transition(
         self, state: EnvState, action: jax.Array, params: P, draws: Draws
     ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, dict[str, Any]]:
-        treat = self._treat(state, self.clip_action(action), params)
+        treatment, antibiotic_active = self._treat(state, self.clip_action(action), params)
         patient_params = self._patient(state, params)
         pat = self.model.advance(
             state.patient,
             patient_params,
             make_integrator(self.solver, self.model.vector_field),
-            treat.fluid_ml,
-            treat.vaso_dose,
-            treat.antibiotic_efficacy,
+            treatment,
             draws,
         )
-        on_vasopressors = jnp.where(treat.vaso_dose > 0.0, patient_params.dt, 0.0)
+        on_vasopressors = jnp.where(treatment.vaso_dose > 0.0, patient_params.dt, 0.0)
         new_state = EnvState(
             patient=pat,
-            total_fluid_ml=state.total_fluid_ml + treat.fluid_ml,
+            total_fluid_ml=state.total_fluid_ml + treatment.fluid_ml,
             hours_on_vasopressors=(state.hours_on_vasopressors + on_vasopressors).astype(
                 self.dtype
             ),
-            antibiotic_active=treat.antibiotic_active,
+            antibiotic_active=antibiotic_active,
             sofa=sofa_score(pat.map_mmhg, pat.vaso_dose, pat.urine, pat.lactate),
             time=state.time + 1,
             physiology=state.physiology,
@@ -419,8 +450,9 @@ class SepsisEnv(environment.Environment[EnvState, P], Generic[P]):
         """Excess volume (L) and vasopressor dose at admission."""
         raise NotImplementedError
 
-    def _treat(self, state: EnvState, action: jax.Array, params: P) -> Treatment:
-        """Turn a clipped action into this hour's treatment."""
+    def _treat(self, state: EnvState, action: jax.Array, params: P) -> tuple[Treatment, jax.Array]:
+        """Turn a clipped action into this hour's treatment and whether the antibiotic is
+        running from this hour on."""
         raise NotImplementedError
 
     def _reward(self, prev: EnvState, state: EnvState, params: P) -> jax.Array:

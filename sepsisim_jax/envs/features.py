@@ -1,10 +1,13 @@
 """The observation and info features of the environments, each declared once.
 
 A :class:`Feature` names a quantity, its unit, its bounds and how it is read from the
-:class:`~sepsisim_jax.envs.state.EnvState`. An environment lists the names of its observation
-and of its info in the reference's order; its observation vector, observation space, info
-dict, the recorded clinical course, the figures and the heuristic policy's thresholds all
-come from these declarations.
+:class:`~sepsisim_jax.envs.state.EnvState`. :data:`FEATURES` holds what every patient model
+exposes (:class:`~sepsisim_jax.physiology.interface.PatientStateLike`) and the treatment
+history; a model's own quantities (:attr:`PatientModel.info_features`) and a virtual patient's
+drawn parameters are added per environment (:func:`model_feature`, :func:`parameter_feature`).
+A task lists the names of its observation and of its info in the reference's order; its
+observation vector, observation space, info dict, the recorded clinical course, the figures
+and the heuristic policy's thresholds all come from these declarations.
 
 A bound is a number, or a function of the environment params where it follows from one (the
 bacterial carrying capacity ``b_max``, the episode length, the step length ``dt``), so that
@@ -21,9 +24,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from sepsisim_jax.envs.clinical import MAX_DOSE, MAX_FLUID_ML
+from sepsisim_jax.envs.actions import MAX_DOSE, MAX_FLUID_ML
 from sepsisim_jax.envs.state import EnvState
 from sepsisim_jax.physiology.cardiovascular import MAP_RANGE, URINE_RANGE, VOLUME_RANGE
+from sepsisim_jax.physiology.interface import ModelFeature
 from sepsisim_jax.physiology.lactate import LACTATE_RANGE
 from sepsisim_jax.physiology.sofa import MAX_SOFA
 from sepsisim_jax.physiology.virtual_patients import PatientField
@@ -115,41 +119,25 @@ FEATURES: dict[str, Feature] = {
             lambda p: p.max_steps_in_episode * MAX_FLUID_ML,
             lambda s: s.total_fluid_ml,
         ),
-        # v1 (coupled Reynolds 2006) hidden state, reported in info.
-        Feature(
-            "phagocytes",
-            "activated phagocytes N*",
-            "",
-            0.0,
-            lambda p: p.patient.reynolds.s_nr / p.patient.reynolds.mu_n,  # R / (mu_nr + R) < 1
-            lambda s: s.patient.ode.inflammation.phagocytes,
-        ),
-        Feature(
-            "anti_inflammatory",
-            "anti-inflammatory mediator C_A",
-            "",
-            0.0,
-            lambda p: (p.patient.reynolds.s_c + p.patient.reynolds.k_cn) / p.patient.reynolds.mu_c,
-            lambda s: s.patient.ode.inflammation.anti_inflammatory,
-        ),
-        Feature(
-            "reynolds_damage",
-            "tissue damage D",
-            "",
-            0.0,
-            float("inf"),
-            lambda s: s.patient.ode.inflammation.damage,
-        ),
-        Feature(
-            "leaked_fluid",
-            "fluid leaked into tissues",
-            "L",
-            0.0,
-            float("inf"),
-            lambda s: s.patient.ode.interstitial,
-        ),
     )
 }
+
+
+def model_feature(feature: ModelFeature) -> Feature:
+    """A patient model's own quantity as a feature: read from ``state.patient``, its bounds
+    from ``params.patient``."""
+
+    def bound(b: Any) -> Bound:
+        return (lambda p: b(p.patient)) if callable(b) else b
+
+    return Feature(
+        feature.name,
+        feature.label,
+        feature.unit,
+        bound(feature.low),
+        bound(feature.high),
+        lambda s: feature.read(s.patient),
+    )
 
 
 def parameter_feature(field: PatientField) -> Feature:

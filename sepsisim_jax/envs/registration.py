@@ -1,7 +1,16 @@
-"""Environment ids, ``make`` and registration with gymnax's and Gymnasium's registries."""
+"""Environment ids: an id pairs a task with a patient model, ``<task>-<model version>``.
+
+:data:`REGISTRY` maps each id to ``partial(Task, model=M)``; adding a task or a model is one
+row there (or one :func:`register` call). ``-v0`` ids run the reference's physiology
+(:data:`~sepsisim_jax.physiology.models.SEPSISIM`), ``-v1`` ids the published Reynolds 2006
+model coupled to the circulation (:data:`~sepsisim_jax.physiology.models.REYNOLDS_COUPLED`).
+:data:`REFERENCE_IDS`, apart from the model version, are the ids with a ``sepsisim`` 0.1.0
+counterpart to compare against (``sepsisim/<id>``).
+"""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import gymnasium
@@ -9,47 +18,56 @@ import gymnax
 import numpy as np
 
 from sepsisim_jax.envs.base import SepsisEnv
-from sepsisim_jax.envs.clinical import SEVERITIES
 from sepsisim_jax.envs.fluid_resuscitation import FluidResuscitation
 from sepsisim_jax.envs.sepsis_management import SepsisManagement
-from sepsisim_jax.envs.v1 import FluidResuscitationV1, SepsisManagementV1, VasopressorTitrationV1
 from sepsisim_jax.envs.vasopressor_titration import VasopressorTitration
+from sepsisim_jax.physiology.models import REYNOLDS_COUPLED, SEPSISIM, PatientModel
 from sepsisim_jax.physiology.parameters import replace_params
 from sepsisim_jax.physiology.solver import SolverConfig
 
 NAMESPACE = "sepsisim_jax"
-ENVIRONMENTS: dict[str, type[SepsisEnv]] = {
-    cls.env_id: cls
-    for cls in (
-        FluidResuscitation,
-        VasopressorTitration,
-        SepsisManagement,
-        FluidResuscitationV1,
-        VasopressorTitrationV1,
-        SepsisManagementV1,
-    )
+SEVERITIES = ("easy", "medium", "hard")
+TASKS: tuple[type[SepsisEnv], ...] = (FluidResuscitation, VasopressorTitration, SepsisManagement)
+REGISTRY: dict[str, partial[SepsisEnv]] = {
+    f"{task.task_name}-{model.version}": partial(task, model=model)
+    for model in (SEPSISIM, REYNOLDS_COUPLED)
+    for task in TASKS
 }
-ENV_IDS: tuple[str, ...] = tuple(ENVIRONMENTS)
-V0_IDS: tuple[str, ...] = tuple(e for e in ENV_IDS if e.endswith("-v0"))  # the reference's
-V1_IDS: tuple[str, ...] = tuple(e for e in ENV_IDS if e.endswith("-v1"))  # coupled Reynolds
-# The reference's constructor options besides ``severity``, per environment. ``dt`` is the
-# patient parameter of that name; the others set the parameter named here.
-REFERENCE_OPTIONS: dict[str, tuple[str, ...]] = {
-    "FluidResuscitation-v0": ("dt", "antibiotic_given"),
-    "VasopressorTitration-v0": ("dt", "antibiotic_given", "fluid_protocol"),
-    "SepsisManagement-v0": ("dt",),
-}
-REFERENCE_OPTIONS |= {k.replace("-v0", "-v1"): v for k, v in REFERENCE_OPTIONS.items()}
+ENV_IDS: tuple[str, ...] = tuple(REGISTRY)  # the built-in ids
+V0_IDS: tuple[str, ...] = tuple(e for e in ENV_IDS if REGISTRY[e].keywords["model"] is SEPSISIM)
+V1_IDS: tuple[str, ...] = tuple(
+    e for e in ENV_IDS if REGISTRY[e].keywords["model"] is REYNOLDS_COUPLED
+)
+REFERENCE_IDS: tuple[str, ...] = V0_IDS  # sepsisim 0.1.0 has each: sepsisim/<id>
+# The reference's options that set a parameter of another name (``dt`` is a parameter).
 _OPTION_PARAMS = {"antibiotic_given": "antibiotic_efficacy", "fluid_protocol": "fluid_protocol_ml"}
 _ADAPTER = "sepsisim_jax.gymnasium_adapter"
 
 
-def env_class(env_id: str) -> type[SepsisEnv]:
-    """The environment class of ``env_id`` (with or without the ``sepsisim_jax/`` prefix)."""
+def register(env_id: str, task: type[SepsisEnv], model: PatientModel) -> None:
+    """Add the id ``<task.task_name>-<model.version>`` (``ValueError`` if it is taken or
+    misnamed); :func:`make`, the command line and the gymnax and Gymnasium registries
+    (:func:`register_gymnax`, :func:`register_gymnasium`) find it from then on."""
+    expected = f"{task.task_name}-{model.version}"
+    if env_id != expected:
+        raise ValueError(f"the id of {task.__name__} on model {model.version} is {expected!r}")
+    if env_id in REGISTRY:
+        raise ValueError(f"environment id {env_id!r} is registered already")
+    REGISTRY[env_id] = partial(task, model=model)
+
+
+def env_ids() -> tuple[str, ...]:
+    """Every registered id, the built-in ones first."""
+    return tuple(REGISTRY)
+
+
+def env_factory(env_id: str) -> partial[SepsisEnv]:
+    """``partial(Task, model=M)`` of ``env_id`` (with or without the ``sepsisim_jax/``
+    prefix); ``ValueError`` naming the valid ids."""
     bare = env_id.removeprefix(NAMESPACE + "/") if isinstance(env_id, str) else env_id
-    if bare not in ENVIRONMENTS:
-        raise ValueError(f"unknown environment id {env_id!r}; valid ids: {list(ENV_IDS)}")
-    return ENVIRONMENTS[bare]
+    if bare not in REGISTRY:
+        raise ValueError(f"unknown environment id {env_id!r}; valid ids: {list(REGISTRY)}")
+    return REGISTRY[bare]
 
 
 def make(
@@ -63,15 +81,15 @@ def make(
     """Build an environment and its validated default params: ``env, params = make(id)``.
 
     Args:
-        env_id: one of :data:`ENV_IDS`, optionally prefixed ``"sepsisim_jax/"``.
+        env_id: a registered id (:func:`env_ids`), optionally prefixed ``"sepsisim_jax/"``.
         severity: ``"easy"``, ``"medium"`` or ``"hard"`` (initial bacterial load).
         solver: ``"rk4"`` (fixed step, fast), ``"dopri5"`` (adaptive, as the reference) or a
             :class:`SolverConfig`.
         patient_spread: virtual patients (0: the same patient every admission; above 0 each
             admission draws its parameters, see :class:`SepsisEnv`).
         observation: ``"full"``, ``"clinical"`` or ``"privileged"`` (see :class:`SepsisEnv`).
-        **params: the reference's constructor options (:data:`REFERENCE_OPTIONS`: ``dt``
-            in hours, ``antibiotic_given`` a bool, ``fluid_protocol`` in mL/h, with the
+        **params: the reference's constructor options (the task's ``reference_options``:
+            ``dt`` in hours, ``antibiotic_given`` a bool, ``fluid_protocol`` in mL/h, with the
             reference's defaults 1.0, True and 250.0, or 100.0 on the v1 patient) and
             parameter overrides by field name, e.g. ``map_noise_sd=0.0`` or
             ``k_growth=0.7``; each is checked against its range.
@@ -82,24 +100,23 @@ def make(
         TypeError: an unknown parameter name, an option this environment does not take, or
             a non-bool ``antibiotic_given``.
     """
-    cls = env_class(env_id)
-    env = cls(
+    env = env_factory(env_id)(
         severity=severity, solver=solver, patient_spread=patient_spread, observation=observation
     )
     defaults = env.default_params
-    return env, replace_params(defaults, **_reference_options(cls.env_id, defaults, params))
+    return env, replace_params(defaults, **_reference_options(env, defaults, params))
 
 
-def _reference_options(env_id: str, defaults: Any, params: dict[str, Any]) -> dict[str, Any]:
+def _reference_options(env: SepsisEnv, defaults: Any, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` with the reference's constructor options turned into parameter overrides."""
     params = dict(params)
     for option, target in _OPTION_PARAMS.items():
         if option not in params:
             continue
-        if option not in REFERENCE_OPTIONS[env_id]:
+        if option not in env.reference_options:
             raise TypeError(
-                f"{env_id} takes no option {option!r} (the reference's takes "
-                f"{list(REFERENCE_OPTIONS[env_id])})"
+                f"{env.env_id} takes no option {option!r} (the reference's takes "
+                f"{list(env.reference_options)})"
             )
         if target in params:
             raise ValueError(f"give {option!r} or {target!r}, not both")
@@ -113,19 +130,12 @@ def _reference_options(env_id: str, defaults: Any, params: dict[str, Any]) -> di
     return params
 
 
-def _gymnax_factory(env_id: str):
-    def factory(**kwargs: Any) -> SepsisEnv:
-        return env_class(env_id)(**kwargs)
-
-    return factory
-
-
 def register_gymnax() -> None:
     """Register ``sepsisim_jax/<id>`` with gymnax so that ``gymnax.make`` finds them (idempotent)."""
-    for env_id in ENV_IDS:
+    for env_id, factory in REGISTRY.items():
         full_id = f"{NAMESPACE}/{env_id}"
         if full_id not in gymnax.registered_envs:
-            gymnax.register(full_id, _gymnax_factory(env_id))
+            gymnax.register(full_id, factory)
 
 
 def register_gymnasium() -> None:
@@ -134,26 +144,30 @@ def register_gymnasium() -> None:
     The namespace keeps them apart from the reference's ``sepsisim/<id>``. Entry points are
     import strings, so the adapter module loads only when an environment is made.
     """
-    for env_id in ENV_IDS:
+    for env_id, factory in REGISTRY.items():
         full_id = f"{NAMESPACE}/{env_id}"
         if full_id not in gymnasium.registry:
             gymnasium.register(
                 id=full_id,
                 entry_point=f"{_ADAPTER}:SepsisGymEnv",
                 vector_entry_point=f"{_ADAPTER}:SepsisVectorEnv",
-                max_episode_steps=env_class(env_id).model.episode_steps,
+                max_episode_steps=factory.keywords["model"].episode_steps,
                 kwargs={"env_id": env_id},
             )
 
 
 __all__ = [
     "ENV_IDS",
-    "REFERENCE_OPTIONS",
+    "REFERENCE_IDS",
+    "REGISTRY",
     "SEVERITIES",
+    "TASKS",
     "V0_IDS",
     "V1_IDS",
-    "env_class",
+    "env_factory",
+    "env_ids",
     "make",
+    "register",
     "register_gymnasium",
     "register_gymnax",
 ]

@@ -1,14 +1,16 @@
 """Off-policy evaluation: an evaluation policy's value from episodes logged by another policy.
 
-Every estimator takes logged :class:`~sepsisim_jax.episodes.Episodes` (or a Minari dataset),
+Layer 3. Every estimator takes logged :class:`~sepsisim_jax.offline.episodes.Episodes` (or a
+Minari dataset),
 the evaluation policy as a :class:`~sepsisim_jax.stochastic.StochasticPolicy` (its density
 gives the importance weights), the env params and ``gamma``, and returns an
 :class:`OPEResult`: the estimate of the expected discounted return, a standard error where
 one is defined, and diagnostics of the importance weights. Estimators: trajectory-wise IS,
 weighted IS, per-decision IS and weighted IS, per-decision doubly robust and its weighted
 variant (:mod:`~sepsisim_jax.ope.estimators`), and fitted Q evaluation
-(:mod:`~sepsisim_jax.ope.fqe`). :func:`evaluate_all` runs them all, sharing the weights and
-one FQE fit.
+(:mod:`~sepsisim_jax.ope.fqe`), registered by name in :data:`ESTIMATORS`; their shared types
+are in :mod:`~sepsisim_jax.ope.types`. :func:`evaluate_all` runs them all, sharing the
+weights and one FQE fit.
 """
 
 from __future__ import annotations
@@ -18,30 +20,23 @@ from typing import Any
 
 import jax
 
-from sepsisim_jax.episodes import Episodes
+from sepsisim_jax.offline.episodes import Episodes
 from sepsisim_jax.ope.estimators import (
-    OPEResult,
-    QValues,
-    _dr,
-    _is,
-    _logged,
-    _pdis,
-    _pdwis,
-    _wdr,
-    _wis,
+    ESTIMATORS,
+    Estimator,
     doubly_robust,
     importance_sampling,
     per_decision_importance_sampling,
     per_decision_weighted_importance_sampling,
+    prepare,
     weighted_doubly_robust,
     weighted_importance_sampling,
 )
 from sepsisim_jax.ope.fqe import FQEConfig, FQEFit, fit_fqe, fitted_q_evaluation, fqe_result
-from sepsisim_jax.ope.weights import Diagnostics, Weights, importance_weights
+from sepsisim_jax.ope.types import Diagnostics, LoggedData, OPEResult, QValues, Weights
+from sepsisim_jax.ope.weights import importance_weights
 from sepsisim_jax.stochastic import StochasticPolicy
 from sepsisim_jax.text_table import Column, text_table
-
-ESTIMATORS = ("IS", "WIS", "PDIS", "PDWIS", "DR", "WDR", "FQE")
 
 
 def evaluate_all(
@@ -61,16 +56,11 @@ def evaluate_all(
     computed once, FQE is fitted once with ``key`` and its Q serves DR and WDR."""
     if key is None:
         raise ValueError("evaluate_all needs a key (for the FQE fit)")
-    data = _logged(episodes, policy, params, gamma, behaviour)
+    data = prepare(episodes, policy, params, gamma, behaviour)
     fit = fit_fqe(episodes, policy, params, gamma, key, fqe_config, progress=progress)
     return {
-        "IS": _is(data),
-        "WIS": _wis(data, n_bootstrap, seed),
-        "PDIS": _pdis(data),
-        "PDWIS": _pdwis(data, n_bootstrap, seed),
-        "DR": _dr(data, fit.values),
-        "WDR": _wdr(data, fit.values, n_bootstrap, seed),
-        "FQE": fqe_result(fit, gamma),
+        name: estimator.estimate(data, fit, n_bootstrap, seed)
+        for name, estimator in ESTIMATORS.items()
     }
 
 
@@ -96,8 +86,10 @@ def results_table(results: Mapping[str, OPEResult], truth: float | None = None) 
 __all__ = [
     "ESTIMATORS",
     "Diagnostics",
+    "Estimator",
     "FQEConfig",
     "FQEFit",
+    "LoggedData",
     "OPEResult",
     "QValues",
     "Weights",
@@ -105,10 +97,12 @@ __all__ = [
     "evaluate_all",
     "fit_fqe",
     "fitted_q_evaluation",
+    "fqe_result",
     "importance_sampling",
     "importance_weights",
     "per_decision_importance_sampling",
     "per_decision_weighted_importance_sampling",
+    "prepare",
     "results_table",
     "weighted_doubly_robust",
     "weighted_importance_sampling",

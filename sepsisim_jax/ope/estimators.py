@@ -10,83 +10,40 @@ resamples in which every weight is 0 (the estimate is undefined) are left out of
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from flax import struct
 
-from sepsisim_jax.episodes import Episodes
-from sepsisim_jax.ope.common import as_episodes, check_inputs, discounts, horizon
-from sepsisim_jax.ope.weights import Diagnostics, Weights, importance_weights, scaled, unscale
+from sepsisim_jax.offline.episodes import Episodes
+from sepsisim_jax.ope.common import as_episodes, check_inputs, discounts, horizon, scaled, unscale
+from sepsisim_jax.ope.fqe import FQEConfig, FQEFit, fit_fqe, fqe_result
+from sepsisim_jax.ope.types import LoggedData, OPEResult, QValues
+from sepsisim_jax.ope.weights import importance_weights
 from sepsisim_jax.stochastic import StochasticPolicy
 
 
-@struct.dataclass
-class OPEResult:
-    """One estimator's estimate of the evaluation policy's expected discounted return."""
-
-    estimator: str
-    estimate: float  # NaN where undefined (every weight 0)
-    se: float  # standard error; NaN where none is defined
-    se_method: str  # "analytic", "bootstrap" or "none"
-    diagnostics: Diagnostics  # of the trajectory weights (NaN for FQE)
-    n_episodes: int
-    gamma: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "estimator": self.estimator,
-            "estimate": self.estimate,
-            "se": self.se,
-            "se_method": self.se_method,
-            **{k: getattr(self.diagnostics, k) for k in Diagnostics.__dataclass_fields__},
-            "n_episodes": self.n_episodes,
-            "gamma": self.gamma,
-        }
-
-
-@struct.dataclass
-class QValues:
-    """A model of the evaluation policy's values at the logged steps, in reward units:
-    ``q[i, t] = Q(s_it, a_it, t)`` and ``v[i, t] = E_{a ~ pi_e} Q(s_it, a, t)``, both 0 after
-    the episode's end (e.g. :func:`sepsisim_jax.ope.fqe.fit_fqe`'s ``values``)."""
-
-    q: np.ndarray  # (n, T) float64
-    v: np.ndarray  # (n, T) float64
-
-
-@struct.dataclass
-class _Logged:
-    """Host arrays every estimator reads, cut to the longest episode (float64)."""
-
-    weights: Weights
-    rewards: np.ndarray  # (n, T): gamma^t r_it, 0 after the end
-    discount: np.ndarray  # (T,)
-    gamma: float
-
-    @property
-    def n(self) -> int:
-        return int(self.rewards.shape[0])
-
-
-def _logged(
+def prepare(
     episodes: Episodes | Any,
     policy: StochasticPolicy,
     params: Any,
     gamma: float,
-    behaviour: StochasticPolicy | None,
-) -> _Logged:
+    behaviour: StochasticPolicy | None = None,
+) -> LoggedData:
+    """What every estimator reads, computed once: the checked episodes' importance weights
+    under ``policy`` and their discounted rewards."""
     episodes = as_episodes(episodes)
     check_inputs(episodes, policy, gamma, behaviour)
     weights = importance_weights(episodes, policy, params, behaviour=behaviour)
     discount = discounts(gamma, horizon(episodes))
     rewards = np.asarray(episodes.rewards[:, : discount.shape[0]], np.float64)
     rewards = np.where(weights.mask, rewards, 0.0) * discount
-    return _Logged(weights=weights, rewards=rewards, discount=discount, gamma=float(gamma))
+    return LoggedData(weights=weights, rewards=rewards, discount=discount, gamma=float(gamma))
 
 
-def _result(name: str, estimate: float, se: float, method: str, data: _Logged) -> OPEResult:
+def _result(name: str, estimate: float, se: float, method: str, data: LoggedData) -> OPEResult:
     return OPEResult(
         estimator=name,
         estimate=float(estimate),
@@ -140,19 +97,19 @@ def _bootstrap(statistic: Any, n: int, n_bootstrap: int, seed: int) -> tuple[flo
 # --- the estimators, on prepared data -----------------------------------------------------
 
 
-def _is(data: _Logged) -> OPEResult:
+def _is(data: LoggedData) -> OPEResult:
     terms = _weighted_terms(
         data.weights.log_trajectory_weight[:, None], data.rewards.sum(1, keepdims=True)
     )
     return _result("IS", *_mean_and_se(terms), "analytic", data)
 
 
-def _pdis(data: _Logged) -> OPEResult:
+def _pdis(data: LoggedData) -> OPEResult:
     terms = _weighted_terms(data.weights.log_weight, data.rewards)
     return _result("PDIS", *_mean_and_se(terms), "analytic", data)
 
 
-def _wis(data: _Logged, n_bootstrap: int, seed: int) -> OPEResult:
+def _wis(data: LoggedData, n_bootstrap: int, seed: int) -> OPEResult:
     w, _ = scaled(data.weights.log_trajectory_weight)
     returns = data.rewards.sum(1)
 
@@ -162,7 +119,7 @@ def _wis(data: _Logged, n_bootstrap: int, seed: int) -> OPEResult:
     return _result("WIS", *_bootstrap(statistic, data.n, n_bootstrap, seed), "bootstrap", data)
 
 
-def _pdwis(data: _Logged, n_bootstrap: int, seed: int) -> OPEResult:
+def _pdwis(data: LoggedData, n_bootstrap: int, seed: int) -> OPEResult:
     w, _ = scaled(data.weights.log_weight)
 
     def statistic(counts: np.ndarray) -> np.ndarray:
@@ -176,7 +133,7 @@ def _previous(log_weight: np.ndarray) -> np.ndarray:
     return np.concatenate([np.zeros_like(log_weight[:, :1]), log_weight[:, :-1]], axis=1)
 
 
-def _model_terms(data: _Logged, values: QValues) -> tuple[np.ndarray, np.ndarray]:
+def _model_terms(data: LoggedData, values: QValues) -> tuple[np.ndarray, np.ndarray]:
     """``gamma^t (r_t - Q_t)`` and ``gamma^t V_t`` at the logged steps (0 after the end)."""
     n_steps = data.rewards.shape[1]
     q, v = (np.asarray(x, np.float64) for x in (values.q, values.v))
@@ -190,14 +147,14 @@ def _model_terms(data: _Logged, values: QValues) -> tuple[np.ndarray, np.ndarray
     return advantage, np.where(mask, v, 0.0) * data.discount
 
 
-def _dr(data: _Logged, values: QValues) -> OPEResult:
+def _dr(data: LoggedData, values: QValues) -> OPEResult:
     advantage, baseline = _model_terms(data, values)
     log_w = data.weights.log_weight
     terms = _weighted_terms(log_w, advantage) + _weighted_terms(_previous(log_w), baseline)
     return _result("DR", *_mean_and_se(terms), "analytic", data)
 
 
-def _wdr(data: _Logged, values: QValues, n_bootstrap: int, seed: int) -> OPEResult:
+def _wdr(data: LoggedData, values: QValues, n_bootstrap: int, seed: int) -> OPEResult:
     advantage, baseline = _model_terms(data, values)
     w, _ = scaled(data.weights.log_weight)
     w_previous, _ = scaled(_previous(data.weights.log_weight))
@@ -229,7 +186,7 @@ def importance_sampling(
     the evaluation policy; ``behaviour``, if given, is checked for support first
     (:func:`~sepsisim_jax.ope.weights.importance_weights` checks the data either way).
     """
-    return _is(_logged(episodes, policy, params, gamma, behaviour))
+    return _is(prepare(episodes, policy, params, gamma, behaviour))
 
 
 def weighted_importance_sampling(
@@ -246,7 +203,7 @@ def weighted_importance_sampling(
     "WIS"; Mahmood, van Hasselt & Sutton 2014): biased, consistent, bounded by the returns;
     standard error by bootstrap over episodes (``seed``). Arguments as
     :func:`importance_sampling`."""
-    return _wis(_logged(episodes, policy, params, gamma, behaviour), n_bootstrap, seed)
+    return _wis(prepare(episodes, policy, params, gamma, behaviour), n_bootstrap, seed)
 
 
 def per_decision_importance_sampling(
@@ -260,7 +217,7 @@ def per_decision_importance_sampling(
     """Per-decision IS, ``(1/n) sum_i sum_t gamma^t w_it r_it``: each reward weighted by the
     ratios of the steps before it only (Precup et al. 2000, "PDIS"); unbiased, analytic
     standard error. Arguments as :func:`importance_sampling`."""
-    return _pdis(_logged(episodes, policy, params, gamma, behaviour))
+    return _pdis(prepare(episodes, policy, params, gamma, behaviour))
 
 
 def per_decision_weighted_importance_sampling(
@@ -277,7 +234,7 @@ def per_decision_weighted_importance_sampling(
     weighted per-decision estimator of Precup et al. 2000; "PDWIS", Thomas 2015, ch. 3),
     ended episodes keeping their weight in the normalisers; bootstrap standard error.
     Arguments as :func:`weighted_importance_sampling`."""
-    data = _logged(episodes, policy, params, gamma, behaviour)
+    data = prepare(episodes, policy, params, gamma, behaviour)
     return _pdwis(data, n_bootstrap, seed)
 
 
@@ -301,7 +258,7 @@ def doubly_robust(
     (:func:`sepsisim_jax.ope.fqe.fit_fqe`; the model then depends on the data, so the
     estimate is only nearly unbiased). ``Q = V = 0`` gives per-decision IS. Analytic
     standard error (for the given model)."""
-    data = _logged(episodes, policy, params, gamma, behaviour)
+    data = prepare(episodes, policy, params, gamma, behaviour)
     return _dr(data, _values(episodes, policy, params, gamma, q_values, key, fqe_config))
 
 
@@ -322,7 +279,7 @@ def weighted_doubly_robust(
     with ``w_it / n`` replaced by ``w_it / sum_j w_jt`` (and ``w_i,-1 = 1``); biased,
     consistent, usually far less variable. Bootstrap standard error (for the given model).
     Arguments as :func:`doubly_robust` and :func:`weighted_importance_sampling`."""
-    data = _logged(episodes, policy, params, gamma, behaviour)
+    data = prepare(episodes, policy, params, gamma, behaviour)
     values = _values(episodes, policy, params, gamma, q_values, key, fqe_config)
     return _wdr(data, values, n_bootstrap, seed)
 
@@ -336,6 +293,28 @@ def _values(
         return q_values
     if key is None:
         raise ValueError("doubly robust estimates need q_values, or a key to fit FQE with")
-    from sepsisim_jax.ope.fqe import FQEConfig, fit_fqe
-
     return fit_fqe(episodes, policy, params, gamma, key, config or FQEConfig()).values
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimator:
+    """An estimator of the registry: ``estimate(data, fit, n_bootstrap, seed)`` on data from
+    :func:`prepare`, with the fitted model where ``needs_model`` (FQE's, shared by DR, WDR and
+    FQE itself)."""
+
+    estimate: Callable[[LoggedData, FQEFit | None, int, int], OPEResult]
+    needs_model: bool = False
+
+
+# Every estimator by name, in the order tables list them.
+ESTIMATORS: dict[str, Estimator] = {
+    "IS": Estimator(lambda data, fit, n_bootstrap, seed: _is(data)),
+    "WIS": Estimator(lambda data, fit, n_bootstrap, seed: _wis(data, n_bootstrap, seed)),
+    "PDIS": Estimator(lambda data, fit, n_bootstrap, seed: _pdis(data)),
+    "PDWIS": Estimator(lambda data, fit, n_bootstrap, seed: _pdwis(data, n_bootstrap, seed)),
+    "DR": Estimator(lambda data, fit, n_bootstrap, seed: _dr(data, fit.values), True),
+    "WDR": Estimator(
+        lambda data, fit, n_bootstrap, seed: _wdr(data, fit.values, n_bootstrap, seed), True
+    ),
+    "FQE": Estimator(lambda data, fit, n_bootstrap, seed: fqe_result(fit, data.gamma), True),
+}

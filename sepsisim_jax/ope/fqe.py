@@ -34,10 +34,10 @@ import optax
 from flax import struct
 from tqdm import tqdm
 
-from sepsisim_jax.episodes import Episodes
+from sepsisim_jax import _checks
+from sepsisim_jax.offline.episodes import Episodes
 from sepsisim_jax.ope.common import as_episodes, check_inputs, discounts, horizon, map_rows
-from sepsisim_jax.ope.estimators import OPEResult, QValues
-from sepsisim_jax.ope.weights import Diagnostics
+from sepsisim_jax.ope.types import Diagnostics, OPEResult, QValues
 from sepsisim_jax.stochastic import StochasticPolicy
 
 EVAL_BATCH = 4096  # rows per vmapped batch when evaluating Q on every logged step
@@ -64,12 +64,9 @@ class FQEConfig:
             or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes)
         ):
             raise ValueError(f"hidden_sizes must be a tuple of positive ints, got {sizes!r}")
-        for name in ("iterations", "steps_per_iteration", "batch_size", "action_samples"):
-            value = getattr(self, name)
-            if name == "iterations" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        _checks.positive_int("iterations", self.iterations, optional=True)
+        for name in ("steps_per_iteration", "batch_size", "action_samples"):
+            _checks.positive_int(name, getattr(self, name))
         if not (isinstance(self.learning_rate, int | float) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
 

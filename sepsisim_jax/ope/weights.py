@@ -1,7 +1,7 @@
 """Importance weights of logged episodes under an evaluation policy, in log space.
 
 The per-step likelihood ratio ``rho_t = pi_e(a_t | s_t) / pi_b(a_t | s_t)`` is the
-Radon-Nikodym derivative of :func:`sepsisim_jax.stochastic.likelihood_ratio`, taken in log
+Radon-Nikodym derivative of :func:`sepsisim_jax.stochastic.log_likelihood_ratio`, in log
 space: each step's ``log rho_t`` in float32 (where the densities are computed), their running
 sums ``log w_t = sum_{k <= t} log rho_k`` in float64 on the host. ``w_t`` is the per-decision
 weight of step ``t`` (Precup, Sutton & Singh 2000), ``w_{L-1}`` the trajectory weight of an
@@ -20,70 +20,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
 
-from sepsisim_jax.episodes import Episodes
+from sepsisim_jax.offline.episodes import Episodes
 from sepsisim_jax.ope.common import as_episodes, check_inputs, horizon, map_rows
-from sepsisim_jax.stochastic import StochasticPolicy, check_support
-
-
-@struct.dataclass
-class Diagnostics:
-    """How usable a dataset's trajectory weights ``w_i`` are for the evaluation policy."""
-
-    ess: float  # effective sample size (sum w)^2 / sum w^2 (Kong 1992); n for equal weights
-    max_weight: float  # largest w_i (inf where it overflows float64)
-    mean_weight: float  # mean w_i: 1 in expectation, far from 1 when the weights degenerate
-    nonzero_fraction: float  # fraction of episodes with w_i > 0
-
-    @classmethod
-    def none(cls) -> Diagnostics:
-        """For estimators without weights (FQE): every field NaN."""
-        return cls(np.nan, np.nan, np.nan, np.nan)
-
-
-@struct.dataclass
-class Weights:
-    """Log importance weights of ``n`` episodes, ``T`` = the longest episode's steps."""
-
-    log_ratio: np.ndarray  # (n, T) float32: log rho_t, 0 after the episode's end
-    log_weight: np.ndarray  # (n, T) float64: log w_t, cumulative, held after the end
-    mask: np.ndarray  # (n, T) bool: step t belongs to episode i
-
-    @property
-    def log_trajectory_weight(self) -> np.ndarray:
-        """``(n,)`` log of each episode's trajectory weight."""
-        return self.log_weight[:, -1]
-
-    def diagnostics(self) -> Diagnostics:
-        """:class:`Diagnostics` of the trajectory weights (float64)."""
-        log_w = self.log_trajectory_weight
-        w, shift = scaled(log_w)
-        total, squares = float(np.sum(w)), float(np.sum(w**2))
-        with np.errstate(over="ignore"):
-            max_weight = float(np.exp(np.max(log_w)))
-            mean_weight = unscale(total / w.shape[0], shift)
-        return Diagnostics(
-            ess=total**2 / squares if squares > 0 else 0.0,
-            max_weight=max_weight,
-            mean_weight=float(mean_weight),
-            nonzero_fraction=float(np.mean(log_w > -np.inf)),
-        )
-
-
-def scaled(log_w: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(exp(log_w - m), m)`` with ``m`` the maximum along ``axis`` (0 where every weight is
-    0), so that the largest scaled weight of each slice is 1 and none overflows."""
-    shift = np.max(log_w, axis=axis, keepdims=True)
-    shift = np.where(np.isfinite(shift), shift, 0.0)
-    return np.exp(log_w - shift), np.squeeze(shift, axis)
-
-
-def unscale(value: Any, shift: Any) -> np.ndarray:
-    """``value * exp(shift)``, exactly 0 where ``value`` is 0 (not ``0 * inf``)."""
-    value = np.asarray(value, np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        return np.where(value == 0, 0.0, value * np.exp(shift))
+from sepsisim_jax.ope.types import Weights
+from sepsisim_jax.stochastic import StochasticPolicy, check_support, log_likelihood_ratio
 
 
 @jax.jit
@@ -96,12 +37,11 @@ def _step_log_ratio(
     policy: StochasticPolicy,
     params: Any,
 ) -> dict[str, jax.Array]:
-    """``log pi_e - log pi_b`` of each row: the log of :func:`likelihood_ratio`'s value."""
+    """``log pi_e - log pi_b`` of each row (:func:`~sepsisim_jax.stochastic.
+    log_likelihood_ratio`)."""
     del start
     log_e, atom_e = jax.vmap(policy.log_prob, in_axes=(0, 0, None))(obs, actions, params)
-    same = atom_e == atom_b
-    mismatch = jnp.where(atom_b, -jnp.inf, jnp.inf)  # target density over a mass: 0
-    log_ratio = jnp.where(same, log_e - jnp.where(same, log_b, 0.0), mismatch)
+    log_ratio = log_likelihood_ratio((log_e, atom_e), (log_b, atom_b))
     return {"log_ratio": log_ratio.astype(jnp.float32), "atom": atom_e}
 
 

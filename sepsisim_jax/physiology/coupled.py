@@ -39,9 +39,10 @@ from flax import struct
 
 from sepsisim_jax.physiology import cardiovascular, lactate, reynolds2006
 from sepsisim_jax.physiology.cardiovascular import VOLUME_RANGE
+from sepsisim_jax.physiology.interface import ModelFeature, Treatment
 from sepsisim_jax.physiology.lactate import LactateParams
+from sepsisim_jax.physiology.noise import Draws, NoiseParams
 from sepsisim_jax.physiology.parameters import param
-from sepsisim_jax.physiology.patient import Draws, NoiseParams
 from sepsisim_jax.physiology.reynolds2006 import ReynoldsParams, ReynoldsState
 from sepsisim_jax.physiology.solver import Integrator
 
@@ -250,9 +251,7 @@ def advance(
     state: CoupledState,
     params: CoupledParams,
     integrate: Integrator,
-    fluid_ml: jax.Array,
-    vaso_dose: jax.Array,
-    antibiotic_efficacy: jax.Array,
+    treatment: Treatment,
     draws: Draws,
 ) -> CoupledState:
     """One step of ``params.dt`` hours: integrate the coupled ODE, then observe (the MAP of the
@@ -260,9 +259,9 @@ def advance(
     dtype = state.map_mmhg.dtype
     dt = jnp.asarray(params.dt, dtype)
     drive = Drive(
-        fluid_rate=jnp.asarray(fluid_ml, dtype) / 1000.0 / dt,
-        vaso_dose=jnp.asarray(vaso_dose, dtype),
-        pathogen_kill=jnp.asarray(antibiotic_efficacy, dtype),
+        fluid_rate=jnp.asarray(treatment.fluid_ml, dtype) / 1000.0 / dt,
+        vaso_dose=jnp.asarray(treatment.vaso_dose, dtype),
+        pathogen_kill=jnp.asarray(treatment.antibiotic_efficacy, dtype),
     )
     y = integrate(state.ode, params, drive, dt)
     y = y.replace(inflammation=reynolds2006.clip_state(y.inflammation))
@@ -271,3 +270,40 @@ def advance(
         return lactate.lactate_step(state.lactate, map_mmhg, fraction, params.lactate, dt)
 
     return _observe(y, drive, params, lactate_at, draws.map_z, draws.urine_z, dtype)
+
+
+# The hidden state v1 reports in ``info`` besides the shared state (bounds from the params).
+INFO_FEATURES = (
+    ModelFeature(
+        "phagocytes",
+        "activated phagocytes N*",
+        "",
+        0.0,
+        lambda p: p.reynolds.s_nr / p.reynolds.mu_n,  # R / (mu_nr + R) < 1
+        lambda s: s.ode.inflammation.phagocytes,
+    ),
+    ModelFeature(
+        "anti_inflammatory",
+        "anti-inflammatory mediator C_A",
+        "",
+        0.0,
+        lambda p: (p.reynolds.s_c + p.reynolds.k_cn) / p.reynolds.mu_c,
+        lambda s: s.ode.inflammation.anti_inflammatory,
+    ),
+    ModelFeature(
+        "reynolds_damage",
+        "tissue damage D",
+        "",
+        0.0,
+        float("inf"),
+        lambda s: s.ode.inflammation.damage,
+    ),
+    ModelFeature(
+        "leaked_fluid",
+        "fluid leaked into tissues",
+        "L",
+        0.0,
+        float("inf"),
+        lambda s: s.ode.interstitial,
+    ),
+)

@@ -1,11 +1,13 @@
 """The patient models an environment id can pair with a task.
 
 A :class:`PatientModel` bundles what a task needs from the physiology: the ODE the solver
-integrates, admission and the step, how a severity tier sets the patient, the episode length
-over which its fates separate, defaults of task parameters that depend on the patient (the
-antibiotic's kill rate, a background infusion), and features the model adds to ``info``.
-``-v0`` ids pair a task with :data:`SEPSISIM` (the reference's model, unchanged); ``-v1`` ids
-with :data:`REYNOLDS_COUPLED`.
+integrates, admission and the one-hour step (which takes a
+:class:`~sepsisim_jax.physiology.interface.Treatment` and returns a state with the fields of
+:class:`~sepsisim_jax.physiology.interface.PatientStateLike`), how a severity tier sets the
+patient, the episode length over which its fates separate, defaults of task parameters that
+depend on the patient (the antibiotic's kill rate, a background infusion), and the features
+the model adds to ``info``. ``-v0`` ids pair a task with :data:`SEPSISIM` (the reference's
+model, unchanged); ``-v1`` ids with :data:`REYNOLDS_COUPLED`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from sepsisim_jax.physiology import coupled, inflammation, patient
 from sepsisim_jax.physiology.coupled import CoupledParams
+from sepsisim_jax.physiology.interface import ModelFeature
 from sepsisim_jax.physiology.patient import PatientParams
 from sepsisim_jax.physiology.reynolds2006 import ReynoldsParams
 from sepsisim_jax.physiology.solver import VectorField
@@ -33,9 +36,11 @@ V1_TIER_SEVERITY = {"easy": 0.3, "medium": 0.6, "hard": 0.9}
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class PatientModel:
-    """One physiology, as the tasks use it (compared by identity: one instance per model).
+    """One physiology, as the tasks use it (compared by identity: one instance per model,
+    registered by its ``version`` in :data:`MODELS`, which pickling keeps).
 
-    ``task_defaults`` override task parameters by name, in each task that has the parameter.
+    ``task_defaults`` override task parameters by name, in each task that has the parameter;
+    ``info_features`` are the quantities the model reports besides the shared state.
     """
 
     version: str
@@ -47,7 +52,11 @@ class PatientModel:
     severities: tuple[str, ...]
     episode_steps: int
     task_defaults: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    info_names: tuple[str, ...] = ()
+    info_features: tuple[ModelFeature, ...] = ()
+
+    def __reduce__(self) -> tuple[Callable[[str], PatientModel], tuple[str]]:
+        """Unpickled, the same registered instance (identity is what jit caches compare)."""
+        return model, (self.version,)
 
 
 def _sepsisim_params(task_loads: Mapping[str, float], severity: str) -> PatientParams:
@@ -96,5 +105,13 @@ REYNOLDS_COUPLED = PatientModel(
         # model overloads the tissues and kills some patients days after the episode.
         "fluid_protocol_ml": 100.0,
     },
-    info_names=("phagocytes", "anti_inflammatory", "reynolds_damage", "leaked_fluid"),
+    info_features=coupled.INFO_FEATURES,
 )
+MODELS: dict[str, PatientModel] = {m.version: m for m in (SEPSISIM, REYNOLDS_COUPLED)}
+
+
+def model(version: str) -> PatientModel:
+    """The registered model of ``version``; ``ValueError`` naming the registered ones."""
+    if version not in MODELS:
+        raise ValueError(f"unknown patient model {version!r}; registered: {list(MODELS)}")
+    return MODELS[version]

@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sepsisim_jax import _checks
+
 SolverName = Literal["rk4", "dopri5"]
 SOLVERS: tuple[str, ...] = ("rk4", "dopri5")
 
@@ -56,12 +58,10 @@ class SolverConfig:
     def __post_init__(self) -> None:
         if self.name not in SOLVERS:
             raise ValueError(f"unknown solver {self.name!r}; valid solvers: {SOLVERS}")
-        if not isinstance(self.substeps, int) or self.substeps < 1:
-            raise ValueError(f"substeps must be a positive int, got {self.substeps!r}")
+        _checks.positive_int("substeps", self.substeps)
         if not (self.rtol > 0 and self.atol > 0):
             raise ValueError(f"rtol and atol must be > 0, got {self.rtol}, {self.atol}")
-        if not isinstance(self.max_steps, int) or self.max_steps < 1:
-            raise ValueError(f"max_steps must be a positive int, got {self.max_steps!r}")
+        _checks.positive_int("max_steps", self.max_steps)
 
 
 class RK4(diffrax.AbstractERK):

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from sepsisim_jax.envs.registration import env_class
+from sepsisim_jax._version import __version__
+from sepsisim_jax.envs.registration import env_factory
 from sepsisim_jax.training.config import PPOConfig
 from sepsisim_jax.training.normalization import RunningStats
 from sepsisim_jax.training.policy import PPOPolicy, actor_critic
@@ -30,8 +31,6 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(directory: Path | str, policy: PPOPolicy) -> Path:
     """Write ``policy`` to ``directory/policy.msgpack`` and return the path."""
-    from sepsisim_jax import __version__
-
     path = Path(directory) / CHECKPOINT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -47,8 +46,6 @@ def save_checkpoint(directory: Path | str, policy: PPOPolicy) -> Path:
 
 def load_checkpoint(directory: Path | str) -> PPOPolicy:
     """Read ``directory/policy.msgpack`` (or that file itself) back into the saved policy."""
-    from sepsisim_jax import __version__
-
     path = Path(directory)
     path = path / CHECKPOINT_FILE if path.is_dir() else path
     if not path.is_file():
@@ -66,7 +63,7 @@ def load_checkpoint(directory: Path | str) -> PPOPolicy:
         )
     try:
         config = PPOConfig.from_dict(_decode(payload["config"]))
-        obs_dim = len(env_class(config.env_id).observation_names)
+        obs_dim = len(env_factory(config.env_id)().observation_names)
         template = actor_critic(config).init(jax.random.key(0), jnp.zeros((1, obs_dim)))
         net_params = serialization.from_state_dict(template, payload["net_params"])
         _check_shapes(template, net_params, path)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sepsisim_jax.envs.clinical import SEVERITIES
-from sepsisim_jax.envs.registration import ENV_IDS
+from sepsisim_jax.envs.registration import SEVERITIES, env_ids
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +37,8 @@ class PPOConfig:
     log_std_init: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.env_id not in ENV_IDS:
-            raise ValueError(f"unknown env_id {self.env_id!r}; valid ids: {list(ENV_IDS)}")
+        if self.env_id not in env_ids():
+            raise ValueError(f"unknown env_id {self.env_id!r}; valid ids: {list(env_ids())}")
         if self.severity not in SEVERITIES:
             raise ValueError(f"unknown severity {self.severity!r}; valid: {list(SEVERITIES)}")
         for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches"):

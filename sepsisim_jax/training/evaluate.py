@@ -7,10 +7,10 @@ from typing import Any
 
 import jax
 
+from sepsisim_jax.cohort.rollout import SUMMARY_COLUMNS
+from sepsisim_jax.cohort.summary import CHUNK_SIZE, cohort_summary
 from sepsisim_jax.envs.base import SepsisEnv
 from sepsisim_jax.policies import Policy
-from sepsisim_jax.population import CHUNK_SIZE, cohort_summary
-from sepsisim_jax.rollout import SUMMARY_COLUMNS
 from sepsisim_jax.text_table import text_table
 
 
@@ -25,7 +25,7 @@ def evaluate(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Mean and sd of return, survival rate, mean episode length, mean final MAP, lactate, SOFA,
-    and the quantiles of :func:`sepsisim_jax.population.cohort_summary` (``"quantiles"``).
+    and the quantiles of :func:`sepsisim_jax.cohort.summary.cohort_summary` (``"quantiles"``).
 
     Each patient runs one episode (until death or the step limit), ``chunk_size`` patients per
     compiled call, so any cohort size fits in memory; works for any

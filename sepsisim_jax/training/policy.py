@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from sepsisim_jax.envs.registration import env_class
+from sepsisim_jax.envs.registration import env_factory
 from sepsisim_jax.training.config import PPOConfig
 from sepsisim_jax.training.networks import ActorCritic, to_env_action
 from sepsisim_jax.training.normalization import RunningStats
@@ -16,7 +16,7 @@ from sepsisim_jax.training.normalization import RunningStats
 
 def actor_critic(config: PPOConfig) -> ActorCritic:
     """The network that ``config`` trains."""
-    n_actions = len(env_class(config.env_id).action_low)
+    n_actions = env_factory(config.env_id)().num_actions
     return ActorCritic(n_actions, config.hidden_sizes, config.log_std_init)
 
 
@@ -41,7 +41,7 @@ class PPOPolicy:
     @classmethod
     def create(cls, config: PPOConfig, net_params: Any, obs_stats: RunningStats) -> PPOPolicy:
         """The policy of ``config``'s network with these parameters and statistics."""
-        env = env_class(config.env_id)
+        env = env_factory(config.env_id)()
         return cls(
             net_params=net_params,
             obs_stats=obs_stats,

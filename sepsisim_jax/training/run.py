@@ -13,7 +13,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from sepsisim_jax.sharding import patient_mesh, patient_sharding
+from sepsisim_jax.cohort.sharding import patient_mesh, patient_sharding
 from sepsisim_jax.training.config import PPOConfig
 from sepsisim_jax.training.policy import PPOPolicy
 from sepsisim_jax.training.ppo import RunnerState, Trainer, UpdateMetrics, make_train

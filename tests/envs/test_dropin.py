@@ -61,7 +61,7 @@ def _same_step(env, params, other, other_params):
     assert float(got[2]) == float(want[2])
 
 
-@pytest.mark.parametrize("env_id", sepsisim_jax.V0_IDS)
+@pytest.mark.parametrize("env_id", sepsisim_jax.REFERENCE_IDS)
 def test_envs_params_and_adapters_deep_copy_and_pickle(env_id):
     env, params = sepsisim_jax.make(env_id, severity="hard")
     for clone in (copy.deepcopy, lambda x: pickle.loads(pickle.dumps(x))):
@@ -88,7 +88,7 @@ def _corners(params, rng: np.random.Generator, n_random: int):
         yield replace_params(params, **{k: rng.uniform(s.low, s.high) for k, s in specs.items()})
 
 
-@pytest.mark.parametrize("env_id", sepsisim_jax.V0_IDS)
+@pytest.mark.parametrize("env_id", sepsisim_jax.REFERENCE_IDS)
 def test_observations_stay_in_the_space_for_params_across_their_ranges(env_id):
     env, default = sepsisim_jax.make(env_id)
     rng = np.random.Generator(np.random.PCG64(0))

@@ -97,7 +97,7 @@ def ref_heuristic_action(ref, ref_obs):
 @pytest.mark.parametrize("solver", ["rk4", "dopri5"])
 @pytest.mark.parametrize("sequence", ["constant", "random", "heuristic"])
 @pytest.mark.parametrize("severity", sepsisim_jax.SEVERITIES)
-@pytest.mark.parametrize("env_id", sepsisim_jax.V0_IDS)
+@pytest.mark.parametrize("env_id", sepsisim_jax.REFERENCE_IDS)
 def test_parity_float64(noiseless_reference, env_id, severity, sequence, solver):
     with jax.enable_x64(True):
         steps = _run_parity(noiseless_reference, env_id, severity, solver, sequence)
@@ -106,7 +106,7 @@ def test_parity_float64(noiseless_reference, env_id, severity, sequence, solver)
 
 
 @pytest.mark.parametrize("sequence", BOUND_SEQUENCES)
-@pytest.mark.parametrize("env_id", sepsisim_jax.V0_IDS)
+@pytest.mark.parametrize("env_id", sepsisim_jax.REFERENCE_IDS)
 def test_parity_float64_actions_at_the_bounds(noiseless_reference, env_id, sequence):
     """Bang-bang and clipped actions: float32 bounds clipped in float32, as the reference."""
     with jax.enable_x64(True):
@@ -130,14 +130,14 @@ def test_parity_float64_reference_constructor_options(noiseless_reference, env_i
             _run_parity(noiseless_reference, env_id, "medium", "dopri5", sequence, **options)
 
 
-@pytest.mark.parametrize("env_id", sepsisim_jax.V0_IDS)
+@pytest.mark.parametrize("env_id", sepsisim_jax.REFERENCE_IDS)
 def test_parity_float32_random_actions(noiseless_reference, env_id):
     _run_parity(noiseless_reference, env_id, "hard", "rk4", "random", seed=3)
 
 
 def test_info_keys_match_reference(noiseless_reference):
     gymnax_keys = {"terminated", "truncated", "final_observation"}
-    for env_id in sepsisim_jax.V0_IDS:
+    for env_id in sepsisim_jax.REFERENCE_IDS:
         ref = noiseless_reference(env_id, "medium")
         ref.reset(seed=0)
         _, _, _, _, ref_info = ref.step(ref.action_space.sample())
@@ -149,7 +149,7 @@ def test_info_keys_match_reference(noiseless_reference):
 
 
 def test_spaces_match_reference(noiseless_reference):
-    for env_id in sepsisim_jax.V0_IDS:
+    for env_id in sepsisim_jax.REFERENCE_IDS:
         ref = noiseless_reference(env_id, "medium")
         env, params = sepsisim_jax.make(env_id)
         for ours, theirs in [

@@ -20,14 +20,14 @@ import pytest
 from flax import struct
 
 import sepsisim_jax
+from sepsisim_jax.cohort.rollout import rollout_episodes
+from sepsisim_jax.envs.actions import MAX_FLUID_ML
 from sepsisim_jax.envs.base import SepsisEnv
-from sepsisim_jax.envs.clinical import MAX_FLUID_ML
 from sepsisim_jax.physiology.coupled import CoupledParams
 from sepsisim_jax.physiology.models import REYNOLDS_COUPLED, SEPSISIM, V1_TIER_SEVERITY, tier_point
 from sepsisim_jax.physiology.patient import PatientParams
 from sepsisim_jax.physiology.virtual_patients import per_patient_fields
 from sepsisim_jax.policies import heuristic_policy
-from sepsisim_jax.rollout import rollout_episodes
 
 V1_IDS = ("FluidResuscitation-v1", "VasopressorTitration-v1", "SepsisManagement-v1")
 V0_IDS = tuple(env_id.replace("-v1", "-v0") for env_id in V1_IDS)
@@ -67,7 +67,7 @@ def test_v1_keeps_the_action_space_and_observation_layout_of_v0(v0_id, v1_id):
     assert v1.observation_names == v0.observation_names
     assert v1.observation_space(v1_params).shape == v0.observation_space(v0_params).shape
     # info: the v0 keys in their order, then the coupled model's hidden state.
-    assert v1.info_names == v0.info_names + REYNOLDS_COUPLED.info_names
+    assert v1.info_names == v0.info_names + tuple(f.name for f in REYNOLDS_COUPLED.info_features)
     # Tasks share their own parameters; the v1 antibiotic kill rate is the model's.
     shared = {f.name for f in dataclasses.fields(v0_params)} - {"patient"}
     assert shared == {f.name for f in dataclasses.fields(v1_params)} - {"patient"}

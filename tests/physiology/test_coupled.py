@@ -17,10 +17,11 @@ import pytest
 from sepsisim_jax.physiology import coupled, reynolds2006
 from sepsisim_jax.physiology.cardiovascular import MAP_RANGE, VOLUME_RANGE
 from sepsisim_jax.physiology.coupled import CirculationParams, CoupledODE, CoupledParams, Drive
+from sepsisim_jax.physiology.interface import Treatment
 from sepsisim_jax.physiology.lactate import LACTATE_RANGE
 from sepsisim_jax.physiology.models import tier_point
+from sepsisim_jax.physiology.noise import Draws, NoiseParams, draw
 from sepsisim_jax.physiology.parameters import replace_params
-from sepsisim_jax.physiology.patient import Draws, NoiseParams, draw
 from sepsisim_jax.physiology.reynolds2006 import ReynoldsParams, ReynoldsState
 from sepsisim_jax.physiology.solver import SolverConfig, make_integrator
 from sepsisim_jax.physiology.virtual_patients import per_patient_fields
@@ -240,7 +241,8 @@ def _final_damage(fluid_ml, dose, params: CoupledParams, hours: int = 24):
     state = coupled.admit(params, 0.0, 0.0, draws, dtype)
 
     def body(state, _):
-        return coupled.advance(state, params, INTEGRATE, fluid_ml, dose, 0.0, draws), None
+        treatment = Treatment(fluid_ml, dose, 0.0)
+        return coupled.advance(state, params, INTEGRATE, treatment, draws), None
 
     state, _ = jax.lax.scan(body, state, length=hours)
     return state.ode.inflammation.damage
@@ -330,7 +332,8 @@ def test_72_hours_of_extreme_treatment_at_the_edges_of_the_parameter_ranges_stay
             state = coupled.admit(params, regime[3], regime[1], first, jnp.float32)
 
             def body(state, d):
-                new = coupled.advance(state, params, INTEGRATE, regime[0], regime[1], regime[2], d)
+                treatment = Treatment(regime[0], regime[1], regime[2])
+                new = coupled.advance(state, params, INTEGRATE, treatment, d)
                 return new, jnp.stack(jax.tree.leaves(new))
 
             return jax.lax.scan(body, state, jax.tree.map(lambda x: x[1:], draws))[1]

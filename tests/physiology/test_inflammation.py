@@ -64,8 +64,8 @@ def _scipy_solution(states: np.ndarray, antibiotic: float, dt: float) -> np.ndar
 def _visited_states(n: int) -> np.ndarray:
     """Inflammation states that episodes reach: SepsisManagement, hard, random treatment."""
     import sepsisim_jax
+    from sepsisim_jax.cohort.rollout import trajectories
     from sepsisim_jax.policies import random_policy
-    from sepsisim_jax.rollout import trajectories
 
     env, params = sepsisim_jax.make("SepsisManagement-v0", severity="hard")
     traj = trajectories(env, params, random_policy(env), jax.random.key(0), n_patients=n)

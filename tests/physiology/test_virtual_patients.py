@@ -13,8 +13,7 @@ from scipy.stats import truncnorm
 
 import sepsisim_jax
 from sepsisim_jax.envs.base import HIDDEN_FROM_CLINICIANS
-from sepsisim_jax.physiology import patient as patient_model
-from sepsisim_jax.physiology import virtual_patients
+from sepsisim_jax.physiology import noise, virtual_patients
 from sepsisim_jax.physiology.coupled import CoupledParams
 from sepsisim_jax.physiology.parameters import param_specs
 from sepsisim_jax.physiology.patient import PatientParams
@@ -173,10 +172,10 @@ def test_bad_spread_or_uniforms_raise():
 def test_a_step_draws_the_same_numbers_with_or_without_a_patient():
     keys = jax.random.split(jax.random.key(2), 300)
     n = len(per_patient_fields(MODELS["v1"]))
-    assert patient_model.draws_separate_exactly(keys[0])
-    both = jax.vmap(lambda k: patient_model.draw(k, jnp.float32, n))(keys)
-    step = jax.vmap(lambda k: patient_model.draw(k, jnp.float32))(keys)
-    alone = jax.vmap(lambda k: patient_model.patient_uniforms(k, jnp.float32, n))(keys)
+    assert noise.draws_separate_exactly(keys[0])
+    both = jax.vmap(lambda k: noise.draw(k, jnp.float32, n))(keys)
+    step = jax.vmap(lambda k: noise.draw(k, jnp.float32))(keys)
+    alone = jax.vmap(lambda k: noise.patient_uniforms(k, jnp.float32, n))(keys)
     assert step.patient_u is None
     for name in ("map_z", "urine_z", "admission_map_z", "admission_urine_z"):
         np.testing.assert_array_equal(getattr(step, name), getattr(both, name), err_msg=name)
@@ -191,9 +190,7 @@ def _where_admitted_case(admit: np.ndarray, shape: tuple[int, ...]) -> tuple[Any
     from ``sample_patient`` of every patient, and the current patients."""
     params, spread = MODELS["v1"], 0.3
     fields = per_patient_fields(params)
-    uniforms = functools.partial(
-        patient_model.patient_uniforms, dtype=jnp.float32, n_patient=len(fields)
-    )
+    uniforms = functools.partial(noise.patient_uniforms, dtype=jnp.float32, n_patient=len(fields))
     keys = jax.random.split(jax.random.key(5), admit.size)
     current = jax.jit(jax.vmap(lambda u: sample_patient(params, spread, u)))(
         jax.random.uniform(jax.random.key(6), (admit.size, len(fields)))

@@ -6,8 +6,8 @@ import chex
 import jax
 import numpy as np
 
+from sepsisim_jax.cohort.rollout import rollout_episodes, summarize
 from sepsisim_jax.policies import heuristic_policy, random_policy
-from sepsisim_jax.rollout import rollout_episodes, summarize
 from sepsisim_jax.training import TrainingResult, compare_policies, evaluate
 from sepsisim_jax.training.networks import to_env_action
 

@@ -1,10 +1,11 @@
 """Cohort summaries of any size in bounded memory.
 
 :func:`cohort_summary` runs a cohort in fixed-size chunks of patients through one compiled
-function (sharded over every device, :mod:`sepsisim_jax.sharding`) and folds each chunk's
-outcomes into running summaries on the host, so memory does not grow with the cohort. Chunks
-use :mod:`sepsisim_jax.rollout`'s key scheme: a patient's episode depends only on the key and
-its index, and the summaries are built so that they do not depend on the chunk size either:
+function (sharded over every device, :mod:`~sepsisim_jax.cohort.sharding`; the host loop of
+:mod:`~sepsisim_jax.cohort.chunks`) and folds each chunk's outcomes into running summaries on
+the host, so memory does not grow with the cohort. Chunks use the key scheme of
+:mod:`~sepsisim_jax.cohort.scan`: a patient's episode depends only on the key and its index,
+and the summaries are built so that they do not depend on the chunk size either:
 
 - means and standard deviations: float64 sums over consecutive blocks of :data:`BLOCK`
   patients (the same blocks whatever the chunking), added block after block;
@@ -26,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import sys
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -35,23 +35,19 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.tree_util import Partial
-from tqdm import tqdm
 
+from sepsisim_jax import _checks
+from sepsisim_jax.cohort.chunks import chunks
+from sepsisim_jax.cohort.rollout import episode_stats
+from sepsisim_jax.cohort.scan import patient_keys
+from sepsisim_jax.cohort.sharding import constrain_patients, padded_width, patient_range
 from sepsisim_jax.envs.base import SepsisEnv
 from sepsisim_jax.physiology.virtual_patients import (
     PatientField,
     per_patient_fields,
     sample_patient,
 )
-from sepsisim_jax.policies import Policy
-from sepsisim_jax.rollout import episode_stats, patient_keys
-from sepsisim_jax.sharding import (
-    constrain_patients,
-    padded_width,
-    patient_range,
-    to_host,
-)
+from sepsisim_jax.policies import Policy, as_pytree
 
 # Outcomes summarised, as named in EpisodeStats; ``survived`` gets a mean only.
 METRICS = ("returns", "survived", "lengths", "final_map", "final_lactate", "final_sofa")
@@ -78,7 +74,7 @@ class GroupSummary:
     quantiles: dict[str, dict[float, float]]  # metric -> q -> value
 
     def row(self) -> dict[str, Any]:
-        """The keys of :func:`sepsisim_jax.rollout.summarize`, plus the quantiles."""
+        """The keys of :func:`sepsisim_jax.cohort.rollout.summarize`, plus the quantiles."""
         return {
             "mean_return": self.mean["returns"],
             "sd_return": self.sd["returns"],
@@ -140,12 +136,12 @@ def cohort_summary(
     """Summaries of one episode per patient for ``n_patients`` patients, in chunks.
 
     Args:
-        env, params, policy, key: as :func:`sepsisim_jax.rollout.rollout_episodes`, whose
+        env, params, policy, key: as :func:`sepsisim_jax.cohort.rollout.rollout_episodes`, whose
             per-patient outcomes these summarise (same key, same patients).
         n_patients: cohort size; any size, memory is that of one chunk.
         chunk_size: patients per compiled call (at most the cohort), rounded up to the padding
-            rule of :mod:`sepsisim_jax.sharding` (a multiple of 16 per device). The last chunk
-            is run in full and its patients beyond the cohort are dropped.
+            rule of :mod:`~sepsisim_jax.cohort.sharding` (a multiple of 16 per device). The
+            last chunk is run in full and its patients beyond the cohort are dropped.
         n_steps: steps per episode (default: the patient model's episode length).
         parameter: with virtual patients, also summarise per bin of this per-patient
             parameter (its flat name, e.g. ``"k_pm"``).
@@ -160,42 +156,28 @@ def cohort_summary(
         ValueError: a non-positive size, a quantile outside (0, 1], or a parameter that is not
             drawn per patient.
     """
-    if n_patients < 1 or chunk_size < 1:
-        raise ValueError(
-            f"n_patients and chunk_size must be positive, got {n_patients}, {chunk_size}"
-        )
+    _checks.positive_int("n_patients", n_patients)
+    _checks.positive_int("chunk_size", chunk_size)
     if not all(0.0 < q <= 1.0 for q in quantiles):
         raise ValueError(f"quantiles must lie in (0, 1], got {tuple(quantiles)}")
     chunk_size = padded_width(min(chunk_size, n_patients))
     edges, labels = _parameter_bins(env, params, parameter, bins)
     books = _Books(len(labels) + 1, exact=n_patients <= exact_limit)
-    tree_policy = _as_pytree(policy)
+    tree_policy = as_pytree(policy)
     start = time.perf_counter()
     run = _chunk.lower(
         env, n_steps, parameter, params, tree_policy, key, patient_range(0, chunk_size)
     ).compile()
     compiled = time.perf_counter()
-    with tqdm(
-        total=n_patients,
+    for _, keep, (outcomes, values) in chunks(
+        lambda first: run(params, tree_policy, key, patient_range(first, chunk_size)),
+        n_patients,
+        chunk_size,
+        progress=progress,
         desc=env.env_id,
-        unit="patient",
-        unit_scale=True,
-        disable=not progress,
-        file=sys.stderr,
-    ) as bar:
-        pending = run(params, tree_policy, key, patient_range(0, chunk_size))
-        for first in range(0, n_patients, chunk_size):
-            upcoming = None
-            if first + chunk_size < n_patients:  # dispatch the next chunk before reading this one
-                upcoming = run(
-                    params, tree_policy, key, patient_range(first + chunk_size, chunk_size)
-                )
-            outcomes, values = to_host(pending)
-            keep = min(chunk_size, n_patients - first)
-            group = None if parameter is None else np.searchsorted(edges, values[:keep], "right")
-            books.add(np.stack([outcomes[m][:keep] for m in METRICS], axis=1), group)
-            bar.update(keep)
-            pending = upcoming
+    ):
+        group = None if parameter is None else np.searchsorted(edges, values[:keep], "right")
+        books.add(np.stack([outcomes[m][:keep] for m in METRICS], axis=1), group)
     groups = books.summaries(("all", *labels), tuple(quantiles))
     return CohortSummary(
         env_id=env.env_id,
@@ -232,15 +214,6 @@ def _chunk(
     _, states = jax.vmap(env.reset, in_axes=(0, None))(admission_keys, params)
     field = _field(params, parameter)
     return outcomes, field.read(states.physiology)
-
-
-def _as_pytree(policy: Policy) -> Any:
-    """The policy as a jit argument: pytrees of arrays (a PPO policy) traced as they are, plain
-    functions wrapped (compiled once per function object)."""
-    leaves = jax.tree.leaves(policy)
-    if leaves and all(isinstance(x, jax.Array | np.ndarray) for x in leaves):
-        return policy
-    return Partial(policy)
 
 
 def _field(params: Any, parameter: str) -> PatientField:

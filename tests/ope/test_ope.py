@@ -10,7 +10,7 @@ import pytest
 
 import sepsisim_jax
 from sepsisim_jax import ope, plotting
-from sepsisim_jax.episodes import policy_value, record_episodes
+from sepsisim_jax.offline.episodes import policy_value, record_episodes
 from sepsisim_jax.stochastic import deterministic, epsilon_greedy, gaussian
 
 # One worker runs this module, so that its module fixtures compile once (--dist loadgroup).

@@ -4,14 +4,16 @@
 density (:mod:`sepsisim_jax.stochastic`): observations, actions, rewards, the end flags, the
 reference's info (hidden state and, with virtual patients, the drawn parameters) and the
 behaviour policy's ``(log_p, atom)`` of each action. :func:`policy_value` is a policy's
-expected discounted and undiscounted return, estimated on a cohort. Both use the key scheme of
-:mod:`sepsisim_jax.rollout`: episode ``p`` of ``key`` is the one :func:`~sepsisim_jax.rollout.
-rollout_episodes` runs for patient ``p``, whatever the chunking.
+expected discounted and undiscounted return, estimated on a cohort. Both run on the cohort
+engine (:func:`~sepsisim_jax.cohort.scan.scan_cohort`, the host loop
+:func:`~sepsisim_jax.cohort.chunks.chunks`): episode ``p`` of ``key`` is the one
+:func:`~sepsisim_jax.cohort.rollout.rollout_episodes` runs for patient ``p``, whatever the
+chunking.
 """
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -19,13 +21,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from tqdm import tqdm
 
+from sepsisim_jax import _checks
+from sepsisim_jax.cohort.chunks import chunks
+from sepsisim_jax.cohort.scan import scan_cohort
+from sepsisim_jax.cohort.sharding import constrain_patients, padded_width, patient_range
 from sepsisim_jax.envs.base import SepsisEnv
-from sepsisim_jax.policies import Policy
-from sepsisim_jax.rollout import _scan_cohort
-from sepsisim_jax.sharding import constrain_patients, padded_width, patient_range, to_host
-from sepsisim_jax.stochastic import StochasticPolicy, as_pytree
+from sepsisim_jax.policies import Policy, as_pytree
+from sepsisim_jax.stochastic import StochasticPolicy
 
 
 @struct.dataclass
@@ -64,21 +67,19 @@ class Episodes:
 
 
 def _check(env: SepsisEnv, policy: Any, n: int, chunk_size: int, gamma: float = 1.0) -> None:
-    if not isinstance(env, SepsisEnv):
-        raise TypeError(f"env must be a SepsisEnv, got {type(env).__name__}")
-    if not callable(policy):
-        raise TypeError(f"policy must be a policy(key, obs, params), got {policy!r}")
-    for name, value in (("n_episodes", n), ("chunk_size", chunk_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
+    _checks.instance("env", env, SepsisEnv, "a SepsisEnv (from sepsisim_jax.make)")
+    _checks.policy("policy", policy)
+    _checks.positive_int("n_episodes", n)
+    _checks.positive_int("chunk_size", chunk_size)
+    _checks.number_in("gamma", gamma, 0.0, 1.0)
 
 
 @partial(jax.jit, static_argnums=(0,))
-def _record_chunk(
+def record_chunk(
     env: SepsisEnv, params: Any, policy: StochasticPolicy, key: jax.Array, patients: jax.Array
 ) -> dict[str, Any]:
+    """The first episode of the patients ``patients`` (indices of the cohort of ``key``) as
+    the fields of :class:`Episodes` (on the device; lengths int32)."""
     n, n_steps = patients.shape[0], env.model.episode_steps
     log_prob = jax.vmap(policy.log_prob, in_axes=(0, 0, None))
 
@@ -101,7 +102,7 @@ def _record_chunk(
         return active & ~(terminated | truncated), step
 
     patients = constrain_patients(patients)
-    first, _, steps = _scan_cohort(
+    first, _, steps = scan_cohort(
         env, params, policy, key, patients, n_steps, record, jnp.ones(n, bool), auto_reset=False
     )
     steps = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), steps)  # episode-major
@@ -135,19 +136,39 @@ def record_episodes(
             f"logged with each action; got {type(policy).__name__}"
         )
     _check(env, policy, n_episodes, chunk_size)
+    parts = [
+        chunk
+        for _, chunk in episode_chunks(
+            env, params, policy, key, n_episodes, chunk_size, progress=progress
+        )
+    ]
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
+
+
+def episode_chunks(
+    env: SepsisEnv,
+    params: Any,
+    policy: StochasticPolicy,
+    key: jax.Array,
+    n_episodes: int,
+    chunk_size: int,
+    *,
+    progress: bool = False,
+) -> Iterator[tuple[int, Episodes]]:
+    """``(first episode, Episodes)`` of :func:`record_episodes` chunk by chunk, in order, the
+    next chunk simulating while the caller uses this one (memory: two chunks)."""
     width = padded_width(min(chunk_size, n_episodes))
-    parts = []
-    with tqdm(
-        total=n_episodes, desc="episodes", unit="episode", disable=not progress, file=sys.stderr
-    ) as bar:
-        for start in range(0, n_episodes, width):
-            chunk = to_host(_record_chunk(env, params, policy, key, patient_range(start, width)))
-            keep = min(width, n_episodes - start)
-            parts.append(jax.tree.map(lambda x, keep=keep: np.asarray(x)[:keep], chunk))
-            bar.update(keep)
-    joined = jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
-    joined["lengths"] = joined["lengths"].astype(np.int32)
-    return Episodes(**joined)
+    for start, keep, chunk in chunks(
+        lambda first: record_chunk(env, params, policy, key, patient_range(first, width)),
+        n_episodes,
+        width,
+        progress=progress,
+        desc="episodes",
+        unit="episode",
+    ):
+        chunk = jax.tree.map(lambda x, keep=keep: np.asarray(x)[:keep], chunk)
+        chunk["lengths"] = chunk["lengths"].astype(np.int32)
+        yield start, Episodes(**chunk)
 
 
 @struct.dataclass
@@ -182,7 +203,7 @@ def _value_chunk(
 
     carry = (jnp.ones(n, bool), jnp.ones(n, jnp.float32), jnp.zeros((3, n), jnp.float32))
     patients = constrain_patients(patients)
-    _, (_, _, totals), _ = _scan_cohort(
+    _, (_, _, totals), _ = scan_cohort(
         env, params, policy, key, patients, None, record, carry, auto_reset=False
     )
     return totals
@@ -205,18 +226,19 @@ def policy_value(
     width = padded_width(min(chunk_size, n_episodes))
     sums = np.zeros((3, 2))  # (discounted, undiscounted, deaths) x (sum, sum of squares)
     gamma_array = jnp.asarray(gamma, jnp.float32)
-    with tqdm(
-        total=n_episodes, desc="value", unit="episode", disable=not progress, file=sys.stderr
-    ) as bar:
-        for start in range(0, n_episodes, width):
-            keep = min(width, n_episodes - start)
-            patients = patient_range(start, width)
-            totals = to_host(
-                _value_chunk(env, params, as_pytree(policy), key, patients, gamma_array)
-            )
-            totals = np.asarray(totals, np.float64)[:, :keep]
-            sums += np.stack([totals.sum(1), (totals**2).sum(1)], axis=1)
-            bar.update(keep)
+    tree_policy = as_pytree(policy)
+    for _, keep, totals in chunks(
+        lambda first: _value_chunk(
+            env, params, tree_policy, key, patient_range(first, width), gamma_array
+        ),
+        n_episodes,
+        width,
+        progress=progress,
+        desc="value",
+        unit="episode",
+    ):
+        totals = np.asarray(totals, np.float64)[:, :keep]
+        sums += np.stack([totals.sum(1), (totals**2).sum(1)], axis=1)
     mean = sums[:, 0] / n_episodes
     se = np.sqrt(np.maximum(sums[:, 1] / n_episodes - mean**2, 0.0) / n_episodes)
     return PolicyValue(

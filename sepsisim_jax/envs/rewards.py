@@ -1,7 +1,7 @@
-"""Treatment limits, episode rules and reward terms shared by the environments (sepsisim 0.1.0).
+"""The death rule and the reward terms shared by the tasks (sepsisim 0.1.0).
 
-Every constant here is the reference's; the environment modules import them from this one
-place and never from each other.
+Every constant here is the reference's; the task modules import them from this one place and
+never from each other (action limits are declared in :mod:`~sepsisim_jax.envs.actions`).
 
 The reward terms take an optional :class:`RewardSmoothing`. Without it (the default, and what
 every env uses unless built with ``env.with_smoothed_rewards()``) they are the reference's
@@ -17,16 +17,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from sepsisim_jax.physiology.models import SEPSISIM
-
-EPISODE_STEPS = SEPSISIM.episode_steps  # 72, the reference's Gymnasium time limit
-MAX_FLUID_ML = 1000.0  # largest bolus per step, mL
-MAX_DOSE = 2.0  # largest norepinephrine-equivalent dose, mcg/kg/min
-MAX_DOSE_CHANGE = 0.1  # largest dose change per step, mcg/kg/min
-ANTIBIOTIC_THRESHOLD = 0.5  # an antibiotic action above this gives the antibiotic
 DEATH_DAMAGE = 0.9  # tissue damage at which the patient dies (episode terminates)
 DEATH_PENALTY = 50.0
-SEVERITIES = ("easy", "medium", "hard")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import sepsisim_jax
-from sepsisim_jax.envs.clinical import (
+from sepsisim_jax.cohort.rollout import rollout_episodes
+from sepsisim_jax.envs.rewards import (
     RewardSmoothing,
     lactate_reward,
     map_band_reward,
@@ -23,7 +24,6 @@ from sepsisim_jax.planning import (
     simulate_observations,
     trajectory_error,
 )
-from sepsisim_jax.rollout import rollout_episodes
 from tests.conftest import NOISELESS
 
 # One worker runs this module, so that its module fixtures compile once (--dist loadgroup).
@@ -102,10 +102,10 @@ def test_gradients_match_central_finite_differences(fit_case):
 def test_the_planner_improves_the_return_over_its_initial_schedule(hard):
     env, params = hard
     hours = (0, HORIZON)  # at admission, or never: never lets the patients die
-    plan = optimize_schedule(env, params, KEY, HORIZON, 40, n_patients=N, antibiotic_hours=hours)
+    plan = optimize_schedule(env, params, KEY, HORIZON, 40, n_patients=N, switch_hours=hours)
     initial, final = np.asarray(plan.initial_return), np.asarray(plan.final_return)
     assert np.all(final >= initial) and np.mean(final - initial) > 1.0, (initial, final)
-    np.testing.assert_array_equal(np.asarray(plan.antibiotic_hour), 0)
+    np.testing.assert_array_equal(np.asarray(plan.switch_hour), 0)
     schedule = np.asarray(plan.schedule)
     assert schedule.shape == (N, HORIZON, 3)
     assert np.all((schedule >= env.action_low) & (schedule <= env.action_high))
@@ -150,15 +150,15 @@ def test_optimize_schedule_refuses_bad_arguments(hard):
     env, params = hard
     with pytest.raises(ValueError, match="exceeds the episode length"):
         optimize_schedule(env, params, KEY, 73, 1)
-    with pytest.raises(ValueError, match="antibiotic_hours"):
-        optimize_schedule(env, params, KEY, 4, 1, antibiotic_hours=(0, 5))
+    with pytest.raises(ValueError, match="switch_hours"):
+        optimize_schedule(env, params, KEY, 4, 1, switch_hours=(0, 5))
     with pytest.raises(ValueError, match="init must have shape"):
         optimize_schedule(env, params, KEY, 4, 1, init=jnp.zeros((3, 3)))
     with pytest.raises(TypeError, match="smoothing"):
         optimize_schedule(env, params, KEY, 4, 1, smoothing=0.1)
     fluids, fluid_params = sepsisim_jax.make("FluidResuscitation-v0")
-    with pytest.raises(ValueError, match="no antibiotic action"):
-        optimize_schedule(fluids, fluid_params, KEY, 4, 1, antibiotic_hours=(0,))
+    with pytest.raises(ValueError, match="no switch component"):
+        optimize_schedule(fluids, fluid_params, KEY, 4, 1, switch_hours=(0,))
 
 
 def test_smoothing_is_an_option_that_leaves_the_default_env_as_it_was(hard):

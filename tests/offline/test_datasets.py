@@ -16,15 +16,15 @@ import pytest
 
 import sepsisim_jax
 from sepsisim_jax.cli import main
-from sepsisim_jax.datasets import (
+from sepsisim_jax.gymnasium_adapter import SepsisGymEnv
+from sepsisim_jax.offline import (
     VALUE_KEY_FOLD,
     behaviour_policy,
     collect,
     dataset_metadata,
     load_episodes,
 )
-from sepsisim_jax.episodes import policy_value, record_episodes
-from sepsisim_jax.gymnasium_adapter import SepsisGymEnv
+from sepsisim_jax.offline.episodes import policy_value, record_episodes
 from sepsisim_jax.training import PPOConfig, PPOPolicy, save_checkpoint
 from sepsisim_jax.training.normalization import RunningStats
 from sepsisim_jax.training.policy import actor_critic
@@ -245,7 +245,7 @@ def test_a_failure_after_writing_deletes_the_partial_dataset(setup, monkeypatch)
     def fail(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr("sepsisim_jax.datasets.policy_value", fail)
+    monkeypatch.setattr("sepsisim_jax.offline.datasets.policy_value", fail)
     with pytest.raises(RuntimeError, match="interrupted"):
         _collect("sepsisim_test/partial-v0")
     assert "sepsisim_test/partial-v0" not in minari.list_local_datasets()
@@ -273,7 +273,7 @@ def test_the_cli_writes_the_dataset_and_prints_where_and_its_true_value(logged, 
 
 def test_the_package_imports_without_minari_and_collect_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "minari", None)  # import minari now raises ImportError
-    monkeypatch.delitem(sys.modules, "sepsisim_jax.datasets")
-    datasets = importlib.import_module("sepsisim_jax.datasets")  # no module-level import
+    monkeypatch.delitem(sys.modules, "sepsisim_jax.offline.datasets")
+    datasets = importlib.import_module("sepsisim_jax.offline.datasets")  # no module-level import
     with pytest.raises(ImportError, match=re.escape('pip install "sepsisim-jax[offline]"')):
         datasets.collect(ENV_ID, "random", 1, KEY)

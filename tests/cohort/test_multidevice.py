@@ -13,11 +13,11 @@ import jax
 import numpy as np
 import pytest
 
-from tests.multidevice import cohort_results, ppo_results
+from tests.cohort.multidevice import cohort_results, ppo_results
 
 pytestmark = pytest.mark.slow  # subprocesses that compile for two devices: 15-35 s each
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def one_device() -> dict[str, np.ndarray]:
 def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
     environment = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | (env or {})
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.multidevice", *args],
+        [sys.executable, "-m", "tests.cohort.multidevice", *args],
         cwd=ROOT,
         env=environment,
         stdout=subprocess.PIPE,

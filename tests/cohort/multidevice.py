@@ -1,7 +1,6 @@
 """Runs in a subprocess for the multi-device tests: several forced host devices, or one process
-of a two-process ``jax.distributed`` run. ``python -m tests.multidevice sharded OUT``,
-``python -m tests.multidevice ppo OUT`` or
-``python -m tests.multidevice distributed PROCESS_ID PORT OUT``; results go to ``OUT`` (npz)."""
+of a two-process ``jax.distributed`` run. ``python -m tests.cohort.multidevice sharded OUT``,
+``... ppo OUT`` or ``... distributed PROCESS_ID PORT OUT``; results go to ``OUT`` (npz)."""
 
 from __future__ import annotations
 
@@ -21,10 +20,10 @@ def cohort_results(per_patient: bool = True) -> dict[str, np.ndarray]:
     """A chunked summary of a cohort (hard: some die) and, if ``per_patient``, its per-patient
     outcomes and trajectories."""
     import sepsisim_jax
+    from sepsisim_jax.cohort.rollout import rollout_episodes, trajectories
+    from sepsisim_jax.cohort.sharding import to_host
+    from sepsisim_jax.cohort.summary import cohort_summary
     from sepsisim_jax.policies import random_policy
-    from sepsisim_jax.population import cohort_summary
-    from sepsisim_jax.rollout import rollout_episodes, trajectories
-    from sepsisim_jax.sharding import to_host
 
     env, params = sepsisim_jax.make(ENV_ID, severity="hard")
     policy = random_policy(env)
@@ -69,8 +68,8 @@ def ppo_results() -> dict[str, np.ndarray]:
 def sharded(path: str) -> None:
     results = cohort_results()
     import sepsisim_jax
+    from sepsisim_jax.cohort.summary import cohort_summary
     from sepsisim_jax.policies import random_policy
-    from sepsisim_jax.population import cohort_summary
 
     env, params = sepsisim_jax.make(ENV_ID)
     summary = cohort_summary(

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 import sepsisim_jax
-from sepsisim_jax.policies import heuristic_policy, random_policy
-from sepsisim_jax.population import (
+from sepsisim_jax.cohort.rollout import rollout_episodes
+from sepsisim_jax.cohort.summary import (
     METRICS,
     RELATIVE_ERROR,
     ZERO_BAND,
     _LogHistogram,
     cohort_summary,
 )
-from sepsisim_jax.rollout import rollout_episodes
+from sepsisim_jax.policies import heuristic_policy, random_policy
 
 N = 1000
 KEY = jax.random.key(7)
@@ -134,5 +134,5 @@ def test_bad_requests_fail_with_the_reason(hard):
         cohort_summary(env1, params1, policy, KEY, 10, parameter="k_pm", bins=[0.7, 0.6])
     with pytest.raises(ValueError, match="quantiles must lie in"):
         cohort_summary(env, params, policy, KEY, 10, quantiles=(0.0,), progress=False)
-    with pytest.raises(ValueError, match="must be positive"):
+    with pytest.raises(ValueError, match="n_patients must be a positive int"):
         cohort_summary(env, params, policy, KEY, 0, progress=False)

@@ -9,9 +9,9 @@ import pytest
 
 import sepsisim_jax
 from sepsisim_jax import stochastic
-from sepsisim_jax.episodes import policy_value, record_episodes
+from sepsisim_jax.cohort.rollout import rollout_episodes
+from sepsisim_jax.offline.episodes import policy_value, record_episodes
 from sepsisim_jax.policies import heuristic_policy
-from sepsisim_jax.rollout import rollout_episodes
 
 # One worker runs this module, so that its module fixtures compile once (--dist loadgroup).
 pytestmark = pytest.mark.xdist_group("episodes")
@@ -92,5 +92,5 @@ def test_bad_requests(setting):
         record_episodes(env, params, heuristic_policy(env), KEY, 4)
     with pytest.raises(ValueError, match="n_episodes must be a positive int"):
         record_episodes(env, params, policy, KEY, 0)
-    with pytest.raises(ValueError, match="gamma must be in"):
+    with pytest.raises(ValueError, match="gamma must be a number in"):
         policy_value(env, params, policy, KEY, 4, gamma=1.5)

@@ -2,18 +2,13 @@
 
 A patient's episode ends at its first termination or truncation; the environment auto-resets
 afterwards, and those later steps are masked out of the statistics. ``max_steps_in_episode``
-steps therefore cover exactly one episode per patient.
-
-Key scheme, shared by every cohort function: patient ``p`` of the cohort of ``key`` is admitted
-with the first and runs its episode with the second of ``split(fold_in(key, p))``; hour ``t``
-of that episode draws the action with the first and steps the env with the second of
-``split(fold_in(episode_key, t))``. A patient's episode therefore depends only on ``key`` and
-its index ``p``, not on the cohort's size, its chunking or the devices it runs on.
+steps therefore cover exactly one episode per patient. Everything here runs on
+:func:`~sepsisim_jax.cohort.scan.scan_cohort` and its key scheme: a patient's episode depends
+only on ``key`` and its index, not on the cohort's size, its chunking or the devices.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -21,29 +16,13 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from sepsisim_jax.cohort.scan import ActionSource, padded_patients, scan_cohort
+from sepsisim_jax.cohort.sharding import constrain_patients, padded_width
 from sepsisim_jax.envs.base import SepsisEnv
 from sepsisim_jax.envs.features import FEATURES
 from sepsisim_jax.envs.state import EnvState
 from sepsisim_jax.policies import Policy
-from sepsisim_jax.sharding import constrain_patients, padded_width
 from sepsisim_jax.text_table import Column
-
-
-def patient_keys(key: jax.Array, patients: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Admission and episode keys of the patients with indices ``patients`` (see above)."""
-    keys = jax.vmap(lambda p: jax.random.split(jax.random.fold_in(key, p)))(patients)
-    return keys[:, 0], keys[:, 1]
-
-
-def _patients(n: int) -> jax.Array:
-    """Indices ``0 .. n - 1`` padded to a multiple of the device count (the extra patients
-    are dropped by the caller) and sharded over the devices."""
-    return constrain_patients(jnp.arange(padded_width(n), dtype=jnp.int32))
-
-
-def _hour_keys(episode_keys: jax.Array, t: jax.Array) -> tuple[jax.Array, jax.Array]:
-    keys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, t)))(episode_keys)
-    return keys[:, 0], keys[:, 1]
 
 
 @struct.dataclass
@@ -58,47 +37,10 @@ class EpisodeStats:
     final_sofa: jax.Array  # SOFA 0-12
 
 
-def _scan_cohort(
-    env: SepsisEnv,
-    params: Any,
-    policy: Policy,
-    key: jax.Array,
-    patients: jax.Array,
-    n_steps: int | None,
-    record: Callable[[Any, jax.Array, EnvState, jax.Array, tuple], tuple[Any, Any]],
-    carry: Any,
-    auto_reset: bool = True,
-) -> tuple[EnvState, Any, Any]:
-    """Admit the patients with indices ``patients``, then ``n_steps`` hours of acting and
-    stepping in one ``lax.scan`` (the module's key scheme).
-
-    ``record(carry, obs, state, action, step_output) -> (carry, per_step)`` keeps the books
-    (``obs`` and ``state`` are what the action was taken in); ``auto_reset=False`` steps with
-    ``env.step_env`` (no new admission); ``n_steps=None`` is the patient model's episode length.
-    Returns the admission states, the final ``carry`` and the stacked ``per_step`` values.
-    """
-    n_steps = env.model.episode_steps if n_steps is None else n_steps
-    admission_keys, episode_keys = patient_keys(key, patients)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(admission_keys, params)
-    act = jax.vmap(policy, in_axes=(0, 0, None))
-    step = jax.vmap(env.step if auto_reset else env.step_env, in_axes=(0, 0, 0, None))
-
-    def body(loop, t):
-        obs, state, carry = loop
-        key_act, key_step = _hour_keys(episode_keys, t)
-        action = act(key_act, obs, params)
-        output = step(key_step, state, action, params)
-        carry, per_step = record(carry, obs, state, action, output)
-        return (output[0], output[1], carry), per_step
-
-    (_, _, carry), per_step = jax.lax.scan(body, (obs, state, carry), jnp.arange(n_steps))
-    return state, carry, per_step
-
-
 def episode_stats(
     env: SepsisEnv,
     params: Any,
-    policy: Policy,
+    policy: ActionSource,
     key: jax.Array,
     patients: jax.Array,
     n_steps: int | None = None,
@@ -106,7 +48,8 @@ def episode_stats(
     """One episode of each patient in ``patients`` (indices into the cohort of ``key``).
 
     The unjitted core of :func:`rollout_episodes`, for callers that compile their own loop
-    over chunks or devices; ``n_steps`` as there.
+    over chunks or devices; ``n_steps`` as there. ``policy`` may also be an
+    :class:`~sepsisim_jax.cohort.scan.OpenLoop` schedule.
     """
     n_patients = patients.shape[0]
     dtype = env.dtype
@@ -136,7 +79,7 @@ def episode_stats(
         return (active & ~ending, stats), None
 
     active = jnp.ones((n_patients,), bool)
-    _, (_, stats), _ = _scan_cohort(
+    _, (_, stats), _ = scan_cohort(
         env, params, policy, key, patients, n_steps, record, (active, initial)
     )
     return stats
@@ -160,9 +103,9 @@ def rollout_episodes(
     simulation's memory stays that of one chunk; only the per-patient outcomes grow with
     ``n_patients``); the outcomes are the same for every chunk size. With more than one device
     each chunk's patients are sharded over them; chunks are padded with extra patients whose
-    outcomes are dropped (the padding rule of :mod:`sepsisim_jax.sharding`).
+    outcomes are dropped (the padding rule of :mod:`sepsisim_jax.cohort.sharding`).
     For summaries of cohorts too large to hold even their outcomes, see
-    :func:`sepsisim_jax.population.cohort_summary`.
+    :func:`sepsisim_jax.cohort.summary.cohort_summary`.
     """
     width = padded_width(n_patients if chunk_size is None else min(chunk_size, n_patients))
     n_chunks = -(-n_patients // width)
@@ -207,8 +150,8 @@ def trajectories(
         _, _, reward, terminated, truncated, info = output
         return carry, Trajectories(state, obs, action, reward, terminated, truncated, info)
 
-    _, _, steps = _scan_cohort(
-        env, params, policy, key, _patients(n_patients), n_steps, record, None
+    _, _, steps = scan_cohort(
+        env, params, policy, key, padded_patients(n_patients), n_steps, record, None
     )
     return jax.tree.map(lambda x: x[:, :n_patients], steps)
 
@@ -250,8 +193,10 @@ class Course:
     sofa: jax.Array
     vasopressor_dose: jax.Array  # mcg/kg/min during the hour that ends at row t
     antibiotic_active: jax.Array  # 1.0 once the antibiotic is given, else 0.0
-    fluid_ml: jax.Array  # bolus given during hour t
+    fluid_ml: jax.Array  # fluid given during hour t (the task's own protocol included)
     reward: jax.Array  # reward of hour t
+    action: jax.Array  # (n_hours + 1, n_patients, n_actions): hour t's clipped action, in the
+    # order of the task's declared components (``env.actions``)
     length: jax.Array  # (n_patients,) int32, hours until the episode ended
     died: jax.Array  # (n_patients,) bool
 
@@ -301,14 +246,15 @@ def clinical_course(
         hour = {
             "fluid_ml": jnp.where(active, next_state.total_fluid_ml - state.total_fluid_ml, nan),
             "reward": jnp.where(active, reward, nan),
+            "action": jnp.where(active[:, None], jax.vmap(env.clip_action)(action), nan),
             "died": active & terminated,
         }
         after = {k: jnp.where(active, v, nan) for k, v in _signals(next_state, dtype).items()}
         return active & ~(terminated | truncated), (hour, after)
 
-    patients = _patients(n_patients)
+    patients = padded_patients(n_patients)
     active = jnp.ones(patients.shape, bool)
-    state, _, (hours, after) = _scan_cohort(
+    state, _, (hours, after) = scan_cohort(
         env, params, policy, key, patients, n_hours, record, active, auto_reset=False
     )
     state = jax.tree.map(lambda x: x[:n_patients], state)
@@ -320,6 +266,7 @@ def clinical_course(
         **signals,
         fluid_ml=jnp.concatenate([hours["fluid_ml"], last]),
         reward=jnp.concatenate([hours["reward"], last]),
+        action=jnp.concatenate([hours["action"], jnp.full((1, *hours["action"].shape[1:]), nan)]),
         length=jnp.sum(~jnp.isnan(hours["reward"]), axis=0).astype(jnp.int32),
         died=jnp.any(hours["died"], axis=0),
     )

@@ -1,11 +1,11 @@
 """stable-baselines3 ``VecEnv`` over the jitted Gymnasium vector env (the ``sb3`` extra).
 
 SB3 takes its own ``VecEnv``, not a Gymnasium ``VectorEnv``. :class:`SepsisVecEnv` speaks SB3's
-protocol over :class:`~sepsisim_jax.gymnasium_adapter.SepsisVectorEnv`, so PPO, A2C, SAC or TD3
+protocol over :class:`~sepsisim_jax.adapters.gymnasium.SepsisVectorEnv`, so PPO, A2C, SAC or TD3
 step all ``num_envs`` patients in one jitted call::
 
     from stable_baselines3 import PPO
-    from sepsisim_jax.sb3 import make_sb3_vec_env
+    from sepsisim_jax.adapters.sb3 import make_sb3_vec_env
 
     env = make_sb3_vec_env("SepsisManagement-v0", num_envs=64, normalize_actions=True)
     model = PPO("MlpPolicy", env).learn(10_000)
@@ -33,10 +33,10 @@ try:
     )
 except ImportError as err:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
-        'sepsisim_jax.sb3 needs stable-baselines3: pip install "sepsisim-jax[sb3]"'
+        'sepsisim_jax.adapters.sb3 needs stable-baselines3: pip install "sepsisim-jax[sb3]"'
     ) from err
 
-from sepsisim_jax.gymnasium_adapter import SepsisVectorEnv
+from sepsisim_jax.adapters.gymnasium import SepsisVectorEnv
 
 # Keys of the vector env's info that are not per-patient values.
 _FINAL_KEYS = ("final_obs", "final_info")

@@ -16,11 +16,12 @@ from gymnasium.utils.env_checker import check_env, check_space_limit
 from gymnasium.vector import AutoresetMode
 
 import sepsisim_jax
-from sepsisim_jax import gymnasium_adapter
-from sepsisim_jax.gymnasium_adapter import SepsisGymEnv, SepsisVectorEnv, seed_key
+from sepsisim_jax.adapters import gymnasium as gymnasium_adapter
+from sepsisim_jax.adapters.gymnasium import SepsisGymEnv, SepsisVectorEnv
+from sepsisim_jax.adapters.seeding import seed_key
 from tests.conftest import NOISELESS
 
-V0_IDS = sepsisim_jax.V0_IDS
+REFERENCE_IDS = sepsisim_jax.REFERENCE_IDS
 NORMALISATION_ADVICE = "For Box action spaces, we recommend using a symmetric and normalized"
 
 
@@ -61,7 +62,7 @@ def _assert_same(a, b, path="") -> None:
 # --- registration --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env_id", V0_IDS)
+@pytest.mark.parametrize("env_id", REFERENCE_IDS)
 def test_ids_are_registered_with_the_reference_time_limit(env_id):
     spec = gym.spec(_gym_id(env_id))
     _, params = sepsisim_jax.make(env_id)
@@ -74,11 +75,11 @@ def test_ids_are_registered_with_the_reference_time_limit(env_id):
 def test_registration_is_idempotent_and_leaves_the_reference_ids_alone():
     import sepsisim  # noqa: F401  (registers sepsisim/<id>)
 
-    before = {env_id: gym.spec(_gym_id(env_id)) for env_id in V0_IDS}
+    before = {env_id: gym.spec(_gym_id(env_id)) for env_id in REFERENCE_IDS}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sepsisim_jax.register_gymnasium()
-    for env_id in V0_IDS:
+    for env_id in REFERENCE_IDS:
         assert gym.spec(_gym_id(env_id)) is before[env_id]
         assert gym.spec(f"sepsisim/{env_id}").entry_point.startswith("sepsisim.envs.")
 
@@ -91,7 +92,7 @@ def test_both_packages_import_in_either_order_without_warnings(first):
         "for env_id in ('FluidResuscitation-v0', 'SepsisManagement-v0'):\n"
         "    ours = gym.make('sepsisim_jax/' + env_id).unwrapped\n"
         "    theirs = gym.make('sepsisim/' + env_id).unwrapped\n"
-        "    assert type(ours).__module__ == 'sepsisim_jax.gymnasium_adapter'\n"
+        "    assert type(ours).__module__ == 'sepsisim_jax.adapters.gymnasium'\n"
         "    assert type(theirs).__module__.startswith('sepsisim.envs.')\n"
     )
     result = subprocess.run(
@@ -103,7 +104,7 @@ def test_both_packages_import_in_either_order_without_warnings(first):
 # --- the single environment ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env_id", V0_IDS)
+@pytest.mark.parametrize("env_id", REFERENCE_IDS)
 def test_spaces_types_and_info_keys_match_the_reference(env_id):
     import sepsisim  # noqa: F401
 
@@ -129,7 +130,7 @@ def test_spaces_types_and_info_keys_match_the_reference(env_id):
     assert {k: type(v) for k, v in info.items()} == {k: type(v) for k, v in ref_info.items()}
 
 
-@pytest.mark.parametrize("env_id", V0_IDS)
+@pytest.mark.parametrize("env_id", REFERENCE_IDS)
 def test_passes_gymnasium_check_env(env_id):
     """Silent with normalised actions; with the reference's action bounds, the one warning
     is the advice to normalise them, which the reference's own spaces get too."""
@@ -189,7 +190,7 @@ def _functional_run(env_id: str, seed: int, actions: list, episodes: int, **kwar
     return records
 
 
-@pytest.mark.parametrize("env_id", V0_IDS)
+@pytest.mark.parametrize("env_id", REFERENCE_IDS)
 def test_same_seed_same_episodes_as_the_functional_api(env_id):
     env = gym.make(_gym_id(env_id), severity="hard")
     actions = _random_actions(env, 200, seed=1)
@@ -203,7 +204,7 @@ def test_same_seed_same_episodes_as_the_functional_api(env_id):
             _assert_same(tuple(mine), expected)
 
 
-@pytest.mark.parametrize("env_id", V0_IDS)
+@pytest.mark.parametrize("env_id", REFERENCE_IDS)
 def test_reset_seed_is_reproducible_and_seeds_differ(env_id):
     env = gym.make(_gym_id(env_id))
     actions = _random_actions(env, 200, seed=2)
@@ -515,7 +516,7 @@ def test_make_vec_gives_a_same_step_vector_env_without_warnings():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("env_id", V0_IDS)
+@pytest.mark.parametrize("env_id", REFERENCE_IDS)
 def test_vector_env_equals_sync_vector_env_of_single_envs(env_id):
     """Each sub-env runs what a single env seeded ``seed + i`` runs, and the infos (with
     ``final_obs`` and ``final_info`` at episode ends) are Gymnasium's same-step ones."""

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import sepsisim_jax
+from sepsisim_jax.cohort.rollout import clinical_course, rollout_episodes, summarize, trajectories
 from sepsisim_jax.policies import heuristic_policy, random_policy
-from sepsisim_jax.rollout import clinical_course, rollout_episodes, summarize, trajectories
 
 
 @pytest.mark.parametrize("env_id", sepsisim_jax.ENV_IDS)

@@ -1,5 +1,5 @@
 """stable-baselines3 through the Gymnasium adapter (its env checker, PPO, evaluate_policy) and
-through ``sepsisim_jax.sb3.SepsisVecEnv`` (DummyVecEnv equivalence, wrappers, PPO, A2C, SAC, TD3).
+through ``adapters.sb3.SepsisVecEnv`` (DummyVecEnv equivalence, wrappers, PPO, A2C, SAC, TD3).
 
 Needs the ``sb3`` extra. CI installs it, so there a missing stable-baselines3 fails the run
 instead of skipping these tests.
@@ -30,9 +30,9 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
 
-from sepsisim_jax.sb3 import SepsisVecEnv, make_sb3_vec_env
+from sepsisim_jax.adapters.sb3 import SepsisVecEnv, make_sb3_vec_env
 
-V0_IDS = sepsisim_jax.V0_IDS
+REFERENCE_IDS = sepsisim_jax.REFERENCE_IDS
 SB3_ADVICE = "We recommend you to use a symmetric and normalized Box action space"
 
 
@@ -40,7 +40,7 @@ def _make(env_id: str, **kwargs) -> gym.Env:
     return gym.make(f"sepsisim_jax/{env_id}", **kwargs)
 
 
-@pytest.mark.parametrize("env_id", V0_IDS)
+@pytest.mark.parametrize("env_id", REFERENCE_IDS)
 def test_passes_sb3_check_env(env_id):
     """Silent with normalised actions; with the reference's bounds, only the advice to
     normalise them (which any env with those bounds gets)."""
@@ -203,9 +203,9 @@ def test_sepsis_vec_env_rejects_bad_input_and_unsupported_calls():
 def test_sepsis_vec_env_import_error_names_the_extra(monkeypatch):
     for name in [n for n in sys.modules if n.split(".")[0] == "stable_baselines3"]:
         monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.delitem(sys.modules, "sepsisim_jax.sb3")
+    monkeypatch.delitem(sys.modules, "sepsisim_jax.adapters.sb3")
     with pytest.raises(ImportError, match=r'pip install "sepsisim-jax\[sb3\]"'):
-        importlib.import_module("sepsisim_jax.sb3")
+        importlib.import_module("sepsisim_jax.adapters.sb3")
 
 
 def test_ppo_learns_on_sepsis_vec_env_under_vec_normalize_and_vec_monitor():
@@ -236,7 +236,7 @@ def test_a2c_learns_on_sepsis_vec_env():
 
 
 def test_readme_vec_env_example_runs():
-    (block,) = [b for b in _python_blocks() if "sepsisim_jax.sb3" in b]
+    (block,) = [b for b in _python_blocks() if "sepsisim_jax.adapters.sb3" in b]
     namespace: dict = {}
     exec(compile(block, "README.md", "exec"), namespace)
     assert np.isfinite(namespace["mean_return"])
