@@ -18,10 +18,10 @@ from matplotlib.ticker import FuncFormatter
 
 import sepsisim_jax
 from sepsisim_jax import plotting
+from sepsisim_jax.cohort.rollout import clinical_course
 from sepsisim_jax.physiology import reynolds2006
 from sepsisim_jax.physiology.solver import SolverConfig, make_integrator
 from sepsisim_jax.policies import POLICIES, heuristic_policy
-from sepsisim_jax.rollout import clinical_course
 
 ENV_ID = "SepsisManagement-v0"
 DPI = 80

@@ -186,7 +186,8 @@ def relaunch_on_host_devices(argv: Sequence[str], requested: int | None) -> None
     """
     if RELAUNCHED in os.environ or "XLA_FLAGS" in os.environ or jax.default_backend() != "cpu":
         return
-    count = requested or len(os.sched_getaffinity(0))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    count = requested or cores or 1
     if count == jax.device_count():
         return
     env = os.environ | {

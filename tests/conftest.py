@@ -1,6 +1,9 @@
-"""Shared fixtures: the reference simulator with its randomness switched off."""
+"""Shared fixtures: the reference simulator with its randomness switched off; one XLA
+compilation cache for every process of a test run."""
 
 from __future__ import annotations
+
+import os
 
 import jax
 import numpy as np
@@ -10,6 +13,23 @@ from tests.midpoint import MidpointGenerator
 
 # Catch accidental rank promotion (a (3,) action meeting a (3, 1) array, say) as an error.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Most of the suite's time is XLA compiling; programs compiled once are reused by every
+    worker, notebook kernel and subprocess of the run (and of later runs) through JAX's
+    persistent compilation cache under the pytest cache. Kernels and subprocesses read it
+    from the environment."""
+    if getattr(config, "cache", None) is None:  # -p no:cacheprovider
+        return
+    settings = {
+        "jax_compilation_cache_dir": str(config.cache.mkdir("jax-compilation-cache")),
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+    }
+    for name, value in settings.items():
+        jax.config.update(name, value)
+        os.environ[name.upper()] = str(value)
 
 
 @pytest.fixture

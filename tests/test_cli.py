@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 import sepsisim_jax
-from sepsisim_jax.cli import main
+from sepsisim_jax.cli import RELAUNCHED, main, relaunch_on_host_devices
 from sepsisim_jax.cohort.rollout import rollout_episodes, summarize
 from sepsisim_jax.policies import POLICIES
 from sepsisim_jax.training import PPOConfig, evaluate, held_out_key, load_checkpoint
@@ -121,3 +122,41 @@ def test_module_entry_point_runs():
         check=False,
     )
     assert result.returncode == 0 and "--patients" in result.stdout
+
+
+def test_as_a_command_it_relaunches_on_host_devices_with_the_same_outcomes(capsys):
+    """Run as a command, ``rollout`` splits the CPU into host devices (here two, as asked) in
+    a relaunched process and says so; the patients' outcomes are those of one device."""
+    argv = ["rollout", "--env", "FluidResuscitation-v0", "--patients", "32", "--policy", "random"]
+    result = subprocess.run(
+        [sys.executable, "-m", "sepsisim_jax", *argv, "--devices", "2"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "on 2 cpu device(s)" in result.stdout
+    assert main(argv) == 0  # in this process: one device, no relaunch
+    here = capsys.readouterr().out
+    assert "on 1 cpu device(s)" in here
+
+    def outcome(printed: str) -> list[str]:
+        (row,) = [line for line in printed.splitlines() if " random " in line]
+        return [cell for cell in row.split("  ") if "±" in cell]
+
+    assert outcome(result.stdout) == outcome(here) and outcome(here)
+
+
+def test_the_users_xla_flags_decide_the_devices(monkeypatch):
+    calls = []
+    monkeypatch.setattr(os, "execve", lambda *args: calls.append(args))
+    monkeypatch.delenv(RELAUNCHED, raising=False)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    relaunch_on_host_devices(["rollout"], 3)
+    assert calls == []
+    monkeypatch.delenv("XLA_FLAGS")
+    relaunch_on_host_devices(["rollout", "--devices", "3"], 3)
+    ((_, command, env),) = calls
+    assert command[1:] == ["-m", "sepsisim_jax", "rollout", "--devices", "3"]
+    assert env["XLA_FLAGS"] == "--xla_force_host_platform_device_count=3" and env[RELAUNCHED]

@@ -26,6 +26,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from jax.flatten_util import ravel_pytree
 
+from sepsisim_jax import _checks
 from sepsisim_jax.adapters.seeding import SEED_LIMIT, seed_key, seed_keys
 from sepsisim_jax.envs.base import SepsisEnv
 from sepsisim_jax.envs.registration import make
@@ -112,8 +113,7 @@ class _Adapter:
         self.metadata = dict(type(self).metadata)  # vector wrappers write into it
         self.functional_env, self.params = env, params = make(env_id, **kwargs)
         if limit is not None:
-            if not isinstance(limit, int) or limit < 1:
-                raise ValueError(f"max_episode_steps must be a positive int: {limit}")
+            _checks.positive_int("max_episode_steps", limit)
             params = params.replace(max_steps_in_episode=min(limit, params.max_steps_in_episode))
         if any(np.ndim(leaf) for leaf in jax.tree.leaves(params)):
             raise ValueError("the Gymnasium adapters take scalar parameters (vmap for batches)")
@@ -234,8 +234,7 @@ class SepsisVectorEnv(_Adapter, VectorEnv):
         render_mode: None = None,
         **kwargs: Any,
     ) -> None:
-        if not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        _checks.positive_int("num_envs", num_envs)
         self._setup(env_id, True, max_episode_steps, normalize_actions, render_mode, kwargs)
         self.num_envs, self.single_action_space = num_envs, self._action_space
         self.single_observation_space = self._obs_space

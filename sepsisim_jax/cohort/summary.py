@@ -136,8 +136,12 @@ def cohort_summary(
     """Summaries of one episode per patient for ``n_patients`` patients, in chunks.
 
     Args:
-        env, params, policy, key: as :func:`sepsisim_jax.cohort.rollout.rollout_episodes`, whose
-            per-patient outcomes these summarise (same key, same patients).
+        env: the environment.
+        params: its params.
+        policy: ``policy(key, obs, params) -> action``.
+        key: the cohort's key. These four are those of
+            :func:`sepsisim_jax.cohort.rollout.rollout_episodes`, whose per-patient outcomes
+            these summarise (same key, same patients).
         n_patients: cohort size; any size, memory is that of one chunk.
         chunk_size: patients per compiled call (at most the cohort), rounded up to the padding
             rule of :mod:`~sepsisim_jax.cohort.sharding` (a multiple of 16 per device). The

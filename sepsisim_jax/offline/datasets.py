@@ -167,11 +167,14 @@ def collect(
         dataset_id: Minari id, ``(namespace/)name-v<version>``; default
             :func:`default_dataset_id`. It goes under ``MINARI_DATASETS_PATH`` (default
             ``~/.minari/datasets``) and must not exist yet.
-        gamma, value_episodes: discount and cohort size of the true value.
+        gamma: discount of the true value.
+        value_episodes: cohort size of the true value.
         chunk_size: patients simulated and written at a time.
         writer: ``"batched"`` (default) or ``"minari"`` (Minari's ``update_dataset_from_buffer``
             for every chunk: the same data, slower and larger).
-        author, author_email, code_permalink: Minari's descriptive metadata, if wanted.
+        author: Minari's descriptive metadata, if wanted.
+        author_email: likewise.
+        code_permalink: likewise.
         progress: progress bars (collection, then the true value).
 
     A failure or an interruption deletes the partial dataset.
@@ -359,7 +362,7 @@ def dataset_metadata(dataset: MinariDataset | str) -> dict[str, Any]:
 def load_episodes(
     dataset: MinariDataset | str, *, reader: str = "batched", progress: bool = True
 ) -> Episodes:
-    """A dataset written by :func:`collect` (or its id) as padded :class:`~sepsisim_jax.
+    """A dataset written by :func:`collect` (or its id) as padded :class:`~sepsisim_jax.offline.
     episodes.Episodes`: equal to what ``record_episodes`` returns for the same key (for a
     dataset narrowed to some episodes, those episodes in its order).
 

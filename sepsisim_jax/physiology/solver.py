@@ -44,7 +44,8 @@ class SolverConfig:
     Attributes:
         name: ``"rk4"`` (fixed step, default) or ``"dopri5"`` (adaptive, as the reference).
         substeps: fixed steps per environment step for ``"rk4"``.
-        rtol, atol: tolerances of the adaptive controller for ``"dopri5"``.
+        rtol: relative tolerance of the adaptive controller for ``"dopri5"``.
+        atol: its absolute tolerance.
         max_steps: step budget of the adaptive solver; a patient that exceeds it keeps the
             last accepted state (``throw=False``) rather than failing the whole batch.
     """

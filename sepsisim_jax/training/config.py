@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from sepsisim_jax import _checks
 from sepsisim_jax.envs.registration import SEVERITIES, env_ids
 
 
@@ -42,9 +43,7 @@ class PPOConfig:
         if self.severity not in SEVERITIES:
             raise ValueError(f"unknown severity {self.severity!r}; valid: {list(SEVERITIES)}")
         for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            _checks.positive_int(name, getattr(self, name))
         if self.total_timesteps < self.batch_size:
             raise ValueError(
                 f"total_timesteps={self.total_timesteps} is less than one update "
@@ -59,8 +58,7 @@ class PPOConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("gamma", "gae_lambda"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+            _checks.number_in(name, getattr(self, name), 0.0, 1.0)
         if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):
             raise ValueError(f"hidden_sizes must be positive, got {self.hidden_sizes!r}")
 

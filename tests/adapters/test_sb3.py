@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import sepsisim_jax
-from tests.test_readme import _python_blocks
+from tests.test_docs import python_blocks
 
 if os.environ.get("CI"):
     importlib.import_module("stable_baselines3")
@@ -55,7 +55,7 @@ def test_passes_sb3_check_env(env_id):
 
 
 # The three-action task on the single env with the reference's bounds (SB3's Python loop makes
-# each case cost 10-20 s; DummyVecEnv's handling of our envs is tested below and by the README
+# each case cost 10-20 s; DummyVecEnv's handling of our envs is tested below and by the docs'
 # example with normalised actions).
 @pytest.mark.parametrize(("env_id", "vectorised"), [("SepsisManagement-v0", False)])
 def test_ppo_learns_2048_steps_and_evaluate_policy_runs(env_id, vectorised):
@@ -90,10 +90,10 @@ def test_dummy_vec_env_sees_the_time_limit_and_the_terminal_observation():
 
 
 def test_readme_example_runs():
-    blocks = [b for b in _python_blocks() if "gym.make" in b]
+    blocks = [b for b in python_blocks("training.md") if "gym.make" in b]
     assert any("stable_baselines3" in b for b in blocks)
     namespace: dict = {}
-    exec(compile("\n".join(blocks), "README.md", "exec"), namespace)
+    exec(compile("\n".join(blocks), "docs/training.md", "exec"), namespace)
     assert np.isfinite(namespace["mean_return"])
 
 
@@ -236,7 +236,7 @@ def test_a2c_learns_on_sepsis_vec_env():
 
 
 def test_readme_vec_env_example_runs():
-    (block,) = [b for b in _python_blocks() if "sepsisim_jax.adapters.sb3" in b]
+    (block,) = [b for b in python_blocks("training.md") if "sepsisim_jax.adapters.sb3" in b]
     namespace: dict = {}
-    exec(compile(block, "README.md", "exec"), namespace)
+    exec(compile(block, "docs/training.md", "exec"), namespace)
     assert np.isfinite(namespace["mean_return"])
