@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 import sepsisim_jax
 from sepsisim_jax.text_table import Column, text_table
+from sepsisim_jax.training import PPOConfig, PPOPolicy, make_train
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -56,6 +57,21 @@ def verdict(met: bool) -> str:
 def optional(value: float | None, spec: str) -> str:
     """``value`` formatted with ``spec``, or ``-`` when it was not measured."""
     return "-" if value is None else format(value, spec)
+
+
+def output_path(out: Path | None, name: str, quick: bool, directory: Path = RESULTS_DIR) -> Path:
+    """``out`` if given, else ``directory/<name>.json``, or ``<name>_quick.json`` with
+    ``--quick``: a smoke test never overwrites a full run's results."""
+    if out is not None:
+        return out
+    return directory / (f"{name}_quick.json" if quick else f"{name}.json")
+
+
+def initial_ppo_policy(config: PPOConfig, seed: int = 0) -> PPOPolicy:
+    """``config``'s PPO policy before any update (its initialised network and statistics):
+    what ``--timesteps 0`` stands for in smoke tests, without compiling a training run."""
+    runner = jax.jit(make_train(config).init)(jax.random.key(seed))
+    return PPOPolicy.create(config, runner.train_state.params, runner.obs_stats)
 
 
 def write_results(path: Path, results: dict[str, Any]) -> None:

@@ -14,17 +14,38 @@ are the admission jitters of bacteria and lactate.
 Two batch layouts are provided, both taking per-patient keys, a batched state and actions of
 shape ``(batch, 1)``: :func:`soa_step` evaluates the arithmetic on whole-batch arrays (struct
 of arrays; only the random draw is vmapped), :func:`vmap_step` vmaps the single-patient step.
+
+Run as a script, it checks both variants against sepsisim_jax (the same admissions, keys and
+actions; the check ``throughput.py`` also runs) and times them beside sepsisim_jax's
+``vmap(env.step)`` at each batch size: ``python benchmarks/fused_ceiling.py [--batches ...]
+[--quick] [--out FILE]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-from collections.abc import Callable
-from typing import NamedTuple
+import functools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from common import Target, Timed, optional, output_path, report, time_interleaved
+from rollouts import (
+    MIN_RUN_STEPS,
+    SEVERITY,
+    BatchFns,
+    compare,
+    jitted_rollout,
+    ours,
+    print_check,
+    recorded_rollout,
+)
+
+from sepsisim_jax.text_table import Column
 
 EPISODE_STEPS = 72
 NUM_DRAWS = 6
@@ -312,3 +333,116 @@ def reset(keys: jax.Array, c: Constants) -> tuple[jax.Array, State]:
 
 
 VARIANTS: dict[str, Callable[[Constants], BatchStep]] = {"soa": soa_step, "vmap": vmap_step}
+
+
+# --- the check against sepsisim_jax and the timing --------------------------------------------
+
+ENV_ID = "FluidResuscitation-v0"  # the environment the ceiling computes
+CHECK_BATCH = 256
+CHECK_STEPS = 2 * EPISODE_STEPS  # two episodes: covers the auto-reset at step 72
+CHECK_TOLERANCE = 1e-3  # on |ours - ceiling| / max(1, |ours|)
+CHECK_CASES: dict[str, dict[str, float]] = {
+    "default": {},
+    "no antibiotic": {"antibiotic_efficacy": 0.0},  # patients die: covers termination
+}
+TARGET_SHARE = 0.5  # sepsisim_jax's env-steps/s of the ceiling's, at the largest batch
+DEFAULTS = {"batches": [1024, 16384, 65536], "repeats": 3, "min_run_steps": MIN_RUN_STEPS}
+QUICK = {"batches": [64], "repeats": 1, "min_run_steps": 64 * EPISODE_STEPS}
+COLUMNS: list[Column] = [
+    ("impl", "<14", lambda r: r["impl"]),
+    ("batch", ">6", lambda r: str(r["batch"])),
+    ("setup s", ">7", lambda r: optional(r["setup_s"], ".1f")),
+    ("env-steps/s", ">13", lambda r: f"{r['steps_per_s']:,.0f}"),
+    ("us/call", ">9", lambda r: f"{r['us_per_call']:,.1f}"),
+    ("of ceiling", ">10", lambda r: optional(r["vs_ceiling"], ".0%")),
+]
+
+
+def ceiling(variant: str, **overrides: float) -> BatchFns:
+    """A hand-fused FluidResuscitation batch step (``"soa"`` or ``"vmap"``) and its reset."""
+    constants = dataclasses.replace(Constants.for_severity(SEVERITY), **overrides)
+    return VARIANTS[variant](constants), lambda keys: reset(keys, constants)
+
+
+def check_ceiling(seed: int) -> dict[str, Any]:
+    """Run sepsisim_jax and both variants from the same keys and actions; compare.
+
+    Two cases: the benchmarked defaults, and no antibiotic so that patients die and the
+    termination, death penalty and reset after death are compared too.
+    """
+    cases: dict[str, dict[str, Any]] = {}
+    for name, overrides in CHECK_CASES.items():
+        expected = recorded_rollout(
+            ours(ENV_ID, **overrides), ENV_ID, CHECK_BATCH, CHECK_STEPS, seed
+        )
+        cases[name] = {}
+        for variant in VARIANTS:
+            got = recorded_rollout(
+                ceiling(variant, **overrides), ENV_ID, CHECK_BATCH, CHECK_STEPS, seed
+            )
+            result = compare(expected, got)
+            worst = max(result["max_rel_diff_obs"], result["max_rel_diff_reward"])
+            passed = worst < CHECK_TOLERANCE and result["flag_mismatches"] == 0
+            cases[name][variant] = result | {"passed": bool(passed)}
+    return {
+        "env_id": ENV_ID,
+        "batch": CHECK_BATCH,
+        "steps": CHECK_STEPS,
+        "tolerance": CHECK_TOLERANCE,
+        "cases": cases,
+        "passed": all(v["passed"] for case in cases.values() for v in case.values()),
+    }
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", nargs="+", type=int, help="batch sizes")
+    parser.add_argument("--repeats", type=int, help="timed rounds; the best run counts")
+    parser.add_argument("--min-run-steps", type=int, help="env-steps per timed run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="JSON results file")
+    parser.add_argument("--quick", action="store_true", help="batch 64, one round: a smoke test")
+    args = parser.parse_args(argv)
+    for name, value in (QUICK if args.quick else DEFAULTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if min(args.repeats, args.min_run_steps, *args.batches) < 1:
+        parser.error("--batches, --repeats and --min-run-steps must be positive")
+    args.out = output_path(args.out, "fused_ceiling", args.quick)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Check the ceiling, time it beside sepsisim_jax, report and write the JSON."""
+    args = parse_args(argv)
+    check = check_ceiling(args.seed)
+    print_check(check)
+    jobs: list[tuple[str, Callable[[], Timed]]] = []
+    for n in args.batches:
+        impls = {"sepsisim_jax": ours(ENV_ID)} | {f"ceiling-{v}": ceiling(v) for v in VARIANTS}
+        for impl, fns in impls.items():
+            prepare = functools.partial(
+                jitted_rollout, impl, ENV_ID, fns, n, args.seed, args.min_run_steps
+            )
+            jobs.append((f"{impl} x{n}", prepare))
+    rows = [t.row() for t in time_interleaved(jobs, args.repeats)]
+    best = {}
+    for r in rows:
+        r["us_per_call"] = 1e6 * r["batch"] / r["steps_per_s"]
+        if r["impl"].startswith("ceiling"):
+            best[r["batch"]] = max(best.get(r["batch"], 0.0), r["steps_per_s"])
+    for r in rows:
+        valid = r["impl"] == "sepsisim_jax" and check["passed"]
+        r["vs_ceiling"] = r["steps_per_s"] / best[r["batch"]] if valid else None
+    largest = max(args.batches)
+    ratios = [r["vs_ceiling"] for r in rows if r["batch"] == largest and r["vs_ceiling"]]
+    share = {ENV_ID: ratios[0]} if ratios else {}
+    text = f"sepsisim_jax of ceiling ({ENV_ID}, batch {largest:,})"
+    targets = [Target("vs_ceiling", text, share, TARGET_SHARE, ".0%")]
+    settings = {"env_id": ENV_ID, "severity": SEVERITY, "episode_steps": EPISODE_STEPS}
+    settings |= {k: getattr(args, k) for k in ("batches", "repeats", "min_run_steps", "seed")}
+    return report(args.out, settings, rows, COLUMNS, targets, ceiling_check=check)
+
+
+if __name__ == "__main__":
+    main()

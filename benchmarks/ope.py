@@ -15,7 +15,8 @@ SepsisManagement-v1 with virtual patients (``patient_spread`` 0.2):
 For each size, ``--datasets`` independent datasets (disjoint patients of one recording) give
 each estimator's mean error and its spread; the true values come from ``policy_value`` on
 ``--truth-episodes`` patients of an independent key. Writes ``results/ope.json`` and
-``results/ope.png`` (``ope_quick.*`` under ``--quick``); runs unchanged on a GPU.
+``results/ope.png`` (``ope_quick.*`` under ``--quick``, a smoke test of every stage on
+SepsisManagement-v0 alone); runs unchanged on a GPU.
 
 Usage: ``python benchmarks/ope.py [--sizes 100 1000 10000] [--datasets 3]
 [--truth-episodes 100000] [--checkpoint DIR ...] [--quick]``.
@@ -25,17 +26,18 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
-from common import RESULTS_DIR, machine_info, write_results
+from common import initial_ppo_policy, machine_info, output_path, write_results
 from tqdm import tqdm
 
 import sepsisim_jax
 from sepsisim_jax import plotting
-from sepsisim_jax.episodes import Episodes, policy_value, record_episodes
+from sepsisim_jax.offline.episodes import Episodes, policy_value, record_episodes
 from sepsisim_jax.ope import ESTIMATORS, FQEConfig, evaluate_all
 from sepsisim_jax.policies import heuristic_policy
 from sepsisim_jax.stochastic import StochasticPolicy, deterministic, epsilon_greedy, gaussian
@@ -60,10 +62,14 @@ def setting_label(env_id: str, severity: str, spread: float) -> str:
 def ppo_policy(
     env_id: str, severity: str, spread: float, timesteps: int, checkpoints: list[PPOPolicy]
 ) -> tuple[PPOPolicy, dict[str, Any]]:
-    """A loaded checkpoint of this env, or PPO trained on ``timesteps`` steps (one seed)."""
+    """A loaded checkpoint of this env, or PPO trained on ``timesteps`` steps (one seed; 0:
+    untrained, its initial network)."""
     for policy in checkpoints:
         if policy.config.env_id == env_id:
             return policy, {"source": "checkpoint", **policy.config.to_dict()}
+    if timesteps == 0:
+        config = default_config(env_id, severity, patient_spread=spread)
+        return initial_ppo_policy(config), {"source": "untrained", "timesteps": 0}
     config = default_config(env_id, severity, patient_spread=spread, total_timesteps=timesteps)
     result = train_ppo(config, n_seeds=1, seed=0)
     return result.policy, {
@@ -74,18 +80,25 @@ def ppo_policy(
     }
 
 
-def pairs(env: Any, ppo: PPOPolicy) -> dict[str, tuple[StochasticPolicy, StochasticPolicy]]:
-    """Name -> (behaviour, evaluation policy)."""
+PAIRS = ("nearby", "PPO", "epsilon")
+
+
+def pairs(
+    env: Any, ppo: PPOPolicy | None, names: Sequence[str] = PAIRS
+) -> dict[str, tuple[StochasticPolicy, StochasticPolicy]]:
+    """Name -> (behaviour, evaluation policy), for the pairs ``names`` (``ppo`` is needed
+    only for the PPO pair)."""
     heuristic = heuristic_policy(env)
     logging = gaussian(env, heuristic, BEHAVIOUR_SCALE, "heuristic")
-    return {
-        "nearby": (logging, gaussian(env, heuristic, NEARBY_SCALE, "heuristic")),
-        "PPO": (logging, gaussian(env, ppo, BEHAVIOUR_SCALE, "PPO")),
-        "epsilon": (
+    makers = {
+        "nearby": lambda: (logging, gaussian(env, heuristic, NEARBY_SCALE, "heuristic")),
+        "PPO": lambda: (logging, gaussian(env, ppo, BEHAVIOUR_SCALE, "PPO")),
+        "epsilon": lambda: (
             epsilon_greedy(env, heuristic, EPSILON, "heuristic"),
             deterministic(env, heuristic, "heuristic"),
         ),
     }
+    return {name: makers[name]() for name in PAIRS if name in names}
 
 
 def blocks(episodes: Episodes, sizes: list[int], datasets: int) -> dict[int, list[Episodes]]:
@@ -159,12 +172,15 @@ def columns() -> list[Column]:
     return out
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--datasets", type=int, default=3, help="independent datasets per size")
     parser.add_argument("--truth-episodes", type=int, default=100_000)
-    parser.add_argument("--ppo-timesteps", type=int, default=300_000)
+    parser.add_argument("--pairs", nargs="+", choices=PAIRS, help="default: all three")
+    parser.add_argument(
+        "--ppo-timesteps", type=int, default=300_000, help="0: the untrained PPO network"
+    )
     parser.add_argument(
         "--checkpoint", type=Path, nargs="*", default=[], help="PPO checkpoints (by env id)"
     )
@@ -172,15 +188,23 @@ def main() -> None:
     parser.add_argument("--fqe-iterations", type=int, help="default: twice the horizon")
     parser.add_argument("--bootstrap", type=int, default=200, help="resamples for WIS/WDR se")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="a smoke test of every stage")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke test of every stage: SepsisManagement-v0, the nearby pair unless --pairs "
+        "is given, 2 datasets of 50 episodes, truth from 500",
+    )
     parser.add_argument("--out", type=Path, help="JSON path; the figure goes beside it (.png)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    settings = SETTINGS[:1] if args.quick else SETTINGS
+    args.pairs = args.pairs or (["nearby"] if args.quick else list(PAIRS))
     if args.quick:
-        args.sizes, args.datasets, args.truth_episodes = [100, 300], 2, 2_000
-        args.ppo_timesteps, args.fqe_iterations, args.fqe_steps = 9_216, 4, 20
+        args.sizes, args.datasets, args.truth_episodes = [50], 2, 500
+        args.ppo_timesteps, args.fqe_iterations, args.fqe_steps = 0, 2, 5
+        args.bootstrap = 20
     if min(args.sizes) < 2 or args.datasets < 1 or args.truth_episodes < 2:
         parser.error("--sizes must be >= 2, --datasets >= 1 and --truth-episodes >= 2")
-    out = args.out or RESULTS_DIR / ("ope_quick.json" if args.quick else "ope.json")
+    out = output_path(args.out, "ope", args.quick)
     fqe = FQEConfig(iterations=args.fqe_iterations, steps_per_iteration=args.fqe_steps)
     checkpoints = [load_checkpoint(path) for path in args.checkpoint]
     base = jax.random.key(args.seed)
@@ -189,13 +213,17 @@ def main() -> None:
     ppo_runs: dict[str, Any] = {}
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    for s, (env_id, severity, spread) in enumerate(SETTINGS):
+    for s, (env_id, severity, spread) in enumerate(settings):
         label = setting_label(env_id, severity, spread)
         env, params = sepsisim_jax.make(env_id, severity=severity, patient_spread=spread)
         tic = time.perf_counter()
-        ppo, ppo_runs[label] = ppo_policy(env_id, severity, spread, args.ppo_timesteps, checkpoints)
-        timings[f"{label}: PPO"] = time.perf_counter() - tic
-        policy_pairs = pairs(env, ppo)
+        ppo, ppo_runs[label] = None, None
+        if "PPO" in args.pairs:
+            ppo, ppo_runs[label] = ppo_policy(
+                env_id, severity, spread, args.ppo_timesteps, checkpoints
+            )
+            timings[f"{label}: PPO"] = time.perf_counter() - tic
+        policy_pairs = pairs(env, ppo, args.pairs)
         truth_key = jax.random.fold_in(jax.random.fold_in(base, 1), s)
         tic = time.perf_counter()
         truths[label] = {
@@ -264,6 +292,7 @@ def main() -> None:
         "environment": machine_info()
         | {
             "sizes": args.sizes,
+            "pairs": args.pairs,
             "datasets": args.datasets,
             "truth_episodes": args.truth_episodes,
             "gamma": GAMMA,
@@ -291,6 +320,7 @@ def main() -> None:
     figure = plotting.ope_errors(errors, truth_se, title="Off-policy estimates against the truth")
     figure.savefig(out.with_suffix(".png"), dpi=DPI)
     print(f"Figure written to {out.with_suffix('.png')}; {wall:.0f} s in all")
+    return results
 
 
 if __name__ == "__main__":

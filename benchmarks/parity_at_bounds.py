@@ -6,18 +6,21 @@ sequences (bang-bang: 3 steps at the upper bounds then 3 at the lower; held at t
 bounds; alternating each step), noise off on both sides, every environment and severity, and
 counts the steps whose SOFA, reward (relative error > 1e-3) or termination differs.
 
-    python benchmarks/parity_at_bounds.py
+    python benchmarks/parity_at_bounds.py [--envs ...] [--severities ...] [--quick] [--out FILE]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import jax
 import numpy as np
-from common import RESULTS_DIR, machine_info, write_results
+from common import machine_info, output_path, write_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tests package
 import sepsisim_jax
@@ -62,14 +65,35 @@ def mismatches(env_id: str, severity: str, sequence: str) -> dict:
     return {"env_id": env_id, "severity": severity, "sequence": sequence, **counts}
 
 
-def main() -> None:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ids = sepsisim_jax.REFERENCE_IDS  # the ids the reference has
+    parser.add_argument("--envs", nargs="+", choices=ids, help="default: every reference id")
+    parser.add_argument("--severities", nargs="+", choices=sepsisim_jax.SEVERITIES)
+    parser.add_argument("--out", type=Path, help="JSON results file")
+    parser.add_argument(
+        "--quick", action="store_true", help="FluidResuscitation-v0, medium: a smoke test"
+    )
+    args = parser.parse_args(argv)
+    args.envs = args.envs or ([ids[0]] if args.quick else list(ids))
+    args.severities = args.severities or (["medium"] if args.quick else sepsisim_jax.SEVERITIES)
+    args.out = output_path(args.out, "parity_at_bounds", args.quick)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    default_rng = np.random.default_rng
     np.random.default_rng = MidpointGenerator  # the reference draws all its noise from default_rng
-    rows = [
-        mismatches(env_id, severity, sequence)
-        for env_id in sepsisim_jax.ENV_IDS
-        for severity in sepsisim_jax.SEVERITIES
-        for sequence in SEQUENCES
-    ]
+    try:
+        rows = [
+            mismatches(env_id, severity, sequence)
+            for env_id in args.envs
+            for severity in args.severities
+            for sequence in SEQUENCES
+        ]
+    finally:
+        np.random.default_rng = default_rng
     print(
         text_table(
             rows,
@@ -91,10 +115,11 @@ def main() -> None:
         f"float32 mismatch rate over {steps} steps: "
         + ", ".join(f"{k} {v:.1%}" for k, v in rate.items())
     )
-    write_results(
-        RESULTS_DIR / "parity_at_bounds.json",
-        {"environment": machine_info(), "rows": rows, "steps": steps, "rates": rate},
-    )
+    settings = {"envs": list(args.envs), "severities": list(args.severities)}
+    results = {"environment": machine_info() | settings, "rows": rows, "steps": steps}
+    results["rates"] = rate
+    write_results(args.out, results)
+    return results
 
 
 if __name__ == "__main__":

@@ -19,24 +19,29 @@ Three parts, one JSON (``benchmarks/results/planning.json``) and one figure (``p
   each feature by its noise sd. The same fit on the noise-free trajectory is reported beside.
 
 Usage: ``python benchmarks/planning.py [--patients 8] [--steps 200] [--timesteps 1000000]
-[--checkpoint-v0 DIR] [--checkpoint-v1 DIR] [--quick]``.
+[--checkpoint-v0 DIR] [--checkpoint-v1 DIR] [--quick] [--out FILE]``; ``--timesteps 0`` stands
+an untrained PPO network in for the trained one. ``--quick`` is a smoke test:
+SepsisManagement-v0 only for planning and fitting, 2 patients, 2 Adam and 2 fit steps, the
+untrained PPO network, no gradient check.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from common import RESULTS_DIR, Target, report
+from common import Target, initial_ppo_policy, output_path, report
 from tqdm import tqdm
 
 import sepsisim_jax
 from sepsisim_jax import plotting
+from sepsisim_jax.cohort.rollout import rollout_episodes
 from sepsisim_jax.physiology.virtual_patients import per_patient_fields, sample_patient
 from sepsisim_jax.planning import (
     Plan,
@@ -46,7 +51,6 @@ from sepsisim_jax.planning import (
     simulate_observations,
 )
 from sepsisim_jax.policies import heuristic_policy
-from sepsisim_jax.rollout import rollout_episodes
 from sepsisim_jax.text_table import Column, text_table
 from sepsisim_jax.training import default_config, held_out_key, load_checkpoint, train_ppo
 
@@ -88,9 +92,12 @@ NOISELESS = {"map_noise_sd": 0.0, "urine_noise_sd": 0.0, "admission_jitter": 0.0
 
 
 def ppo_policy(env_id: str, timesteps: int, checkpoint: str | None) -> tuple[Any, dict]:
-    """A PPO policy for ``env_id`` (hard): loaded, or trained with ``timesteps`` on one seed."""
+    """A PPO policy for ``env_id`` (hard): loaded, or trained with ``timesteps`` on one seed
+    (0: untrained, its initial network)."""
     if checkpoint:
         return load_checkpoint(checkpoint), {"checkpoint": checkpoint}
+    if timesteps == 0:
+        return initial_ppo_policy(default_config(env_id, SEVERITY)), {"timesteps": 0}
     config = default_config(env_id, SEVERITY, total_timesteps=timesteps)
     result = train_ppo(config, n_seeds=1, seed=0, progress=True)
     facts = {
@@ -126,7 +133,7 @@ def plan_env(
             steps=args.steps,
             n_patients=args.patients,
             init=init,
-            antibiotic_hours=ANTIBIOTIC_HOURS,
+            switch_hours=ANTIBIOTIC_HOURS,
             compare=policies,
         )
         jax.block_until_ready(plans[start])
@@ -149,7 +156,7 @@ def plan_env(
     for start, plan in plans.items():
         row[f"planned ({start})"] = _summary(plan.final_return) | {
             "initial_mean_return": float(np.mean(plan.initial_return)),
-            "antibiotic_hour": np.asarray(plan.antibiotic_hour).tolist(),
+            "antibiotic_hour": np.asarray(plan.switch_hour).tolist(),
             "seconds": seconds[start],
             "returns_per_step_mean": np.asarray(plan.returns).mean(axis=1).tolist(),
         }
@@ -292,7 +299,7 @@ FIT_COLUMNS: list[Column] = [
 # --- main -------------------------------------------------------------------------------------
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=8)
     parser.add_argument("--steps", type=int, default=200, help="gradient steps of the planner")
@@ -300,34 +307,40 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=1_000_000, help="PPO budget per env")
     parser.add_argument("--checkpoint-v0", default=None)
     parser.add_argument("--checkpoint-v1", default=None)
-    parser.add_argument("--quick", action="store_true", help="2 patients, 20 steps, 50k PPO steps")
+    parser.add_argument(
+        "--quick", action="store_true", help="v0 only, 2 patients and steps, untrained PPO"
+    )
     parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    env_ids = ENV_IDS[:1] if args.quick else ENV_IDS
     if args.quick:
-        args.patients, args.steps, args.fit_steps, args.timesteps = 2, 20, 50, 50_000
-    out = args.out or RESULTS_DIR / ("planning_quick.json" if args.quick else "planning.json")
+        args.patients, args.steps, args.fit_steps, args.timesteps = 2, 2, 2, 0
+    out = output_path(args.out, "planning", args.quick)
     checkpoints = {
         "SepsisManagement-v0": args.checkpoint_v0,
         "SepsisManagement-v1": args.checkpoint_v1,
     }
 
     rows, fits, figure_case = [], [], None
-    for env_id in tqdm(ENV_IDS, desc="planning"):
+    for env_id in tqdm(env_ids, desc="planning"):
         row, case = plan_env(env_id, args, checkpoints[env_id])
         rows.append(row)
         figure_case = case
-    check = gradient_check()
-    for seed, env_id in enumerate(tqdm(ENV_IDS, desc="fits")):
+    check = None if args.quick else gradient_check()
+    for seed, env_id in enumerate(tqdm(env_ids, desc="fits")):
         fits.append(fit_env(env_id, seed, args.fit_steps))
 
     for fit in fits:
         sd = fit["measurement_sd"]
         print(f"\nfit_patient, {fit['env_id']} ({fit['hours']} h, measurement sd {sd})")
         print(text_table(fit["rows"], FIT_COLUMNS))
-    print(
-        f"\ngradient check ({check['env_id']}, {check['hours']} h, {check['entries']} entries, "
-        f"float64): max relative error {check['max_relative_error']:.2e}"
-    )
+    if check is None:
+        print("\ngradient check: skipped (--quick)")
+    else:
+        print(
+            f"\ngradient check ({check['env_id']}, {check['hours']} h, {check['entries']} "
+            f"entries, float64): max relative error {check['max_relative_error']:.2e}"
+        )
     print(
         f"\nOpen-loop plans ({args.steps} Adam steps, antibiotic hours {ANTIBIOTIC_HOURS}) from "
         "mid-range, the heuristic's and PPO's actions vs the policies, on "
@@ -361,11 +374,12 @@ def main() -> None:
         "ppo_timesteps": args.timesteps,
         "quick": args.quick,
     }
-    report(out, settings, rows, plan_columns(), targets, gradient_check=check, fits=fits)
+    results = report(out, settings, rows, plan_columns(), targets, gradient_check=check, fits=fits)
     env, plan = figure_case
     figure = plotting.planned_schedule(plan, env, patient=0, title=f"{env.env_id} hard, patient 0")
     figure.savefig(out.with_suffix(".png"), dpi=120)
     print(f"Figure written to {out.with_suffix('.png')}")
+    return results
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ patient (spread 0) scored on the same cohort. Target: PPO >= heuristic in mean r
 configuration.
 
 Usage: ``python benchmarks/ppo_quality.py [--timesteps N] [--seeds 3] [--quick]``;
-``python benchmarks/ppo_quality.py --v1 [--timesteps N] [--seeds 2] [--quick]``.
+``python benchmarks/ppo_quality.py --v1 [--timesteps N] [--seeds 2] [--quick]``. ``--quick``
+is a smoke test: one update of one seed, 100 patients, on FluidResuscitation-v0 or -v1 medium
+(also trained on the default patient in the -v1 part) unless ``--envs`` is given.
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from common import RESULTS_DIR, Target, optional, report
+from common import Target, optional, output_path, report
 from tqdm import tqdm
 
 import sepsisim_jax
+from sepsisim_jax.envs import V0_IDS, V1_IDS
 from sepsisim_jax.policies import POLICIES, Policy
 from sepsisim_jax.text_table import Column, text_table
 from sepsisim_jax.training import (
@@ -45,8 +49,6 @@ from sepsisim_jax.training import (
 
 # PPO returns reported with the reference (stable-baselines3, 200k-500k steps, medium).
 PAPER_PPO = {"FluidResuscitation-v0": -71.5, "VasopressorTitration-v0": -36.9}
-V0_IDS = tuple(e for e in sepsisim_jax.ENV_IDS if e.endswith("-v0"))
-V1_IDS = tuple(e for e in sepsisim_jax.ENV_IDS if e.endswith("-v1"))
 V1_SPREAD = 0.2  # the v1 cohort: patient_spread of training and held-out patients
 SMOOTH_UPDATES = 5  # centred window of the training-curve smoothing
 PROGRESS = 0.95  # budget fraction: where the smoothed curve first covers this much progress
@@ -295,7 +297,7 @@ def columns_default_patient() -> list[Column]:
     ]
 
 
-def run_v1(args: argparse.Namespace, out: Path) -> None:
+def run_v1(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """Every v1 configuration, then the default-patient comparisons; the tables and the JSON."""
     start = time.perf_counter()
     jobs = [(e, s) for e in args.envs for s in args.severities]
@@ -337,7 +339,9 @@ def run_v1(args: argparse.Namespace, out: Path) -> None:
         "default_patient_envs": [e for e, _ in default_jobs],
         "wall_seconds": wall_seconds,
     }
-    report(out, settings, rows, columns_v1(), targets_v1(rows), default_vs_cohort=comparisons)
+    results = report(
+        out, settings, rows, columns_v1(), targets_v1(rows), default_vs_cohort=comparisons
+    )
     if comparisons:
         print(
             "\nPPO trained on the default patient (spread 0) or on the cohort (spread "
@@ -347,6 +351,7 @@ def run_v1(args: argparse.Namespace, out: Path) -> None:
         )
         print(text_table(_default_patient_rows(comparisons), columns_default_patient()))
     print(f"Wall time of the v1 trainings and scoring: {wall_seconds:.0f} s")
+    return results
 
 
 def _default_patient_rows(comparisons: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -367,7 +372,7 @@ def _default_patient_rows(comparisons: list[dict[str, Any]]) -> list[dict[str, A
     ]
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--v1",
@@ -393,27 +398,33 @@ def main() -> None:
         "--default-patient-envs",
         nargs="*",
         choices=V1_IDS,
-        default=["SepsisManagement-v1"],
-        help="--v1: also train these on the default patient (spread 0), scored on the cohort",
+        help="--v1: also train these on the default patient (spread 0), scored on the cohort "
+        "(default SepsisManagement-v1; the quick env with --quick)",
     )
-    parser.add_argument("--quick", action="store_true", help="50k timesteps, 2 seeds, 200 patients")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="one update, one seed, 100 patients, one env (medium) unless given: a smoke test",
+    )
     parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     ids = V1_IDS if args.v1 else V0_IDS
-    args.envs = args.envs or list(ids)
+    quick_env = "FluidResuscitation-v1" if args.v1 else "FluidResuscitation-v0"
+    args.envs = args.envs or ([quick_env] if args.quick else list(ids))
+    if args.default_patient_envs is None:
+        args.default_patient_envs = [quick_env] if args.quick else ["SepsisManagement-v1"]
     if not set(args.envs) <= set(ids):
         parser.error(f"--envs: {'with' if args.v1 else 'without'} --v1, choose from {list(ids)}")
-    args.severities = args.severities or (["medium"] if args.v1 else list(sepsisim_jax.SEVERITIES))
+    medium_only = args.v1 or args.quick
+    args.severities = args.severities or (["medium"] if medium_only else sepsisim_jax.SEVERITIES)
     args.seeds = args.seeds or (2 if args.v1 else 3)
     if args.quick:
-        args.timesteps, args.seeds, args.patients = 50_000, 2, 200
+        args.timesteps, args.seeds, args.patients = 4_608, 1, 100
     if not 0 < args.timesteps <= 5_000_000:
         parser.error("--timesteps must be in (0, 5,000,000]")
-    name = "ppo_quality_v1" if args.v1 else "ppo_quality"
-    out = args.out or RESULTS_DIR / (f"{name}_quick.json" if args.quick else f"{name}.json")
+    out = output_path(args.out, "ppo_quality_v1" if args.v1 else "ppo_quality", args.quick)
     if args.v1:
-        run_v1(args, out)
-        return
+        return run_v1(args, out)
 
     jobs = [(e, s) for e in args.envs for s in args.severities]
     rows = [
@@ -429,7 +440,7 @@ def main() -> None:
         "seeds": args.seeds,
         "patients": args.patients,
     }
-    report(out, settings, rows, columns(), targets(rows))
+    return report(out, settings, rows, columns(), targets(rows))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Population scale: env-steps/s against devices and batch size, virtual patients on and off,
 and the wall time and memory of a 10-million-patient evaluation.
 
-Every figure is a cohort run the way users run one, :func:`sepsisim_jax.population.
+Every figure is a cohort run the way users run one, :func:`sepsisim_jax.cohort.summary.
 cohort_summary` (chunks through one compiled function, sharded over the devices, summaries
 folded in on the host), under random actions; env-steps/s is patients x episode steps over the
 wall time after compilation, best of ``--repeats``. Sections:
@@ -20,7 +20,9 @@ wall time after compilation, best of ``--repeats``. Sections:
 
 Runs unchanged on a GPU machine (``JAX_PLATFORMS=cuda python benchmarks/scaling.py``), where
 the target is 1 billion env-steps/s on one H100-class GPU at a million patients or more; the
-JSON records the device. Usage: ``python benchmarks/scaling.py [--quick] [--sections ...]``.
+JSON records the device. Usage: ``python benchmarks/scaling.py [--quick] [--sections ...]
+[--out FILE]``; ``--quick`` is a smoke test of every section at small sizes: 1 and 2 devices,
+chunks of 1,024 patients, FluidResuscitation-v0 (and -v1 alone for virtual patients).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +72,8 @@ def cohort_rates(
     import jax
 
     import sepsisim_jax
+    from sepsisim_jax.cohort.summary import cohort_summary
     from sepsisim_jax.policies import random_policy
-    from sepsisim_jax.population import cohort_summary
 
     cohorts = []
     for env_id, spread in configs:
@@ -138,10 +141,14 @@ def _spawn(args: list[str]) -> dict[str, Any]:
     return json.loads(lines[-1].removeprefix("RESULT "))
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
-    parser.add_argument("--env", default="SepsisManagement-v0", help="devices, batch, evaluation")
+    parser.add_argument(
+        "--env",
+        help="devices, batch, evaluation (default SepsisManagement-v0, FluidResuscitation-v0 "
+        "with --quick)",
+    )
     parser.add_argument("--patients", type=int, default=262_144, help="cohort per measurement")
     parser.add_argument("--chunk", type=int, default=65_536)
     parser.add_argument("--max-batch", type=int, default=1_048_576)
@@ -153,16 +160,18 @@ def main() -> None:
     parser.add_argument("--child", choices=["devices", "evaluation"], help=argparse.SUPPRESS)
     parser.add_argument("--child-devices", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-gpu", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         child(args)
-        return
+        return None
     if args.quick:
-        args.patients, args.chunk, args.max_batch = 8_192, 4_096, 16_384
-        args.eval_patients, args.repeats = 100_000, 1
+        args.patients, args.chunk, args.max_batch = 2_048, 1_024, 1_024
+        args.eval_patients, args.repeats = 2_048, 1
+        args.max_devices = args.max_devices or 2
+    args.env = args.env or ("FluidResuscitation-v0" if args.quick else "SepsisManagement-v0")
 
     import jax
-    from common import RESULTS_DIR, machine_info, verdict, write_results
+    from common import machine_info, output_path, verdict, write_results
 
     from sepsisim_jax.envs.registration import V1_IDS
     from sepsisim_jax.text_table import text_table
@@ -170,7 +179,8 @@ def main() -> None:
     gpu = jax.default_backend() == "gpu"
     most = args.max_devices or (jax.device_count() if gpu else os.cpu_count() or 1)
     counts = sorted({min(2**i, most) for i in range(most.bit_length() + 1)})
-    results: dict[str, Any] = {"environment": machine_info() | {"settings": vars(args)}}
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    results: dict[str, Any] = {"environment": machine_info() | {"settings": settings}}
     common = ["--env", args.env, "--patients", str(args.patients), "--chunk", str(args.chunk)]
     common += ["--repeats", str(args.repeats)] + (["--child-gpu"] if gpu else [])
     start = time.perf_counter()
@@ -225,7 +235,7 @@ def main() -> None:
 
     if "virtual" in args.sections:
         rows = []
-        for env_id in V1_IDS:
+        for env_id in V1_IDS[:1] if args.quick else V1_IDS:
             configs = [(env_id, 0.0), (env_id, VP_SPREAD)]
             same, drawn = cohort_rates(configs, args.chunk, args.chunk, args.repeats)
             rows.append(
@@ -271,11 +281,11 @@ def main() -> None:
             )
 
     results["wall_s"] = time.perf_counter() - start
-    name = "scaling_quick.json" if args.quick else "scaling.json"
-    out = args.out or RESULTS_DIR / name
+    out = output_path(args.out, "scaling", args.quick)
     write_results(out, results)
     figure(results).savefig(out.with_suffix(".png"), dpi=110)
     print(f"Figure written to {out.with_suffix('.png')}")
+    return results
 
 
 def figure(results: dict[str, Any]) -> Any:
