@@ -12,8 +12,9 @@ counts the steps whose SOFA, reward (relative error > 1e-3) or termination diffe
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,19 @@ def _action(sequence: str, t: int, low: np.ndarray, high: np.ndarray) -> np.ndar
     return np.asarray(high if upper[sequence] else low, np.float32)
 
 
+@functools.cache
+def noiseless_env(env_id: str, severity: str) -> tuple[Any, Any, Callable[..., Any]]:
+    """``(env, params, jit(env.step))`` without noise: one compiled step serves every
+    sequence of an environment and severity."""
+    env, params = sepsisim_jax.make(env_id, severity=severity, **NOISELESS)
+    return env, params, jax.jit(env.step)
+
+
 def mismatches(env_id: str, severity: str, sequence: str) -> dict:
     import sepsisim  # noqa: F401  (registers the reference ids)
 
     ref = gym.make(f"sepsisim/{env_id}", severity=severity).unwrapped
-    env, params = sepsisim_jax.make(env_id, severity=severity, **NOISELESS)
-    step = jax.jit(env.step)
+    env, params, step = noiseless_env(env_id, severity)
     ref.reset(seed=0)
     _, state = env.reset(jax.random.key(0), params)
     sofa_at = env.observation_index("sofa")

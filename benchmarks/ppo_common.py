@@ -31,10 +31,17 @@ TIMING_COLUMNS: tuple[Column, ...] = (
 )
 
 
-def same_config(updates: int) -> PPOConfig:
-    """sepsisim_jax's default configuration on ``SAME_ENV`` for ``updates`` updates."""
-    one_update = default_config(SAME_ENV, SEVERITY).batch_size
-    return default_config(SAME_ENV, SEVERITY, total_timesteps=updates * one_update)
+# The smallest update a smoke test runs: 4 patients for one 72-hour episode, one epoch of
+# 2 minibatches (the default configuration's 64 patients, 4 epochs of 8).
+QUICK_SIZES = {"num_envs": 4, "num_steps": 72, "update_epochs": 1, "num_minibatches": 2}
+
+
+def same_config(updates: int, quick: bool = False) -> PPOConfig:
+    """sepsisim_jax's default configuration on ``SAME_ENV`` for ``updates`` updates
+    (``quick``: with the sizes of :data:`QUICK_SIZES`)."""
+    sizes = QUICK_SIZES if quick else {}
+    one_update = default_config(SAME_ENV, SEVERITY, **sizes).batch_size
+    return default_config(SAME_ENV, SEVERITY, total_timesteps=updates * one_update, **sizes)
 
 
 def timing_row(

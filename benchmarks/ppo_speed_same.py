@@ -17,6 +17,7 @@ benchmarks/ppo_speed_same.py [--same-updates N] [--processes 2] [--seeds 4] [--q
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import time
 import warnings
@@ -47,7 +48,7 @@ QUICK_SAME_UPDATES = 1
 SAME_TORCH_THREADS = 1
 PROCESSES = 2  # one per core of the 2-core machine
 SEEDS = 4  # the jitted PPO's seeds vmapped in one process, or split over PROCESSES
-QUICK_SEEDS = 2
+QUICK_SEEDS = 1  # every jitted run of a smoke test then shares one compiled program
 SB3_REFERENCE = "SB3 + DummyVecEnv(sepsisim)"
 SB3_OURS = "SB3 + SepsisVecEnv"
 JITTED = "sepsisim_jax PPO"
@@ -149,15 +150,23 @@ def prepare_sb3(
     return train
 
 
-def prepare_ours(config: PPOConfig, n_seeds: int) -> Callable[[], dict[str, Any]]:
-    """The jitted PPO, ``n_seeds`` seeds vmapped: initialised and compiled (timed), ready to
-    train all ``config.num_updates`` updates in one call of ``jit(vmap(trainer.run))``."""
+@functools.cache
+def compiled_ours(config: PPOConfig, n_seeds: int) -> tuple[Any, Any, float]:
+    """``(runner, compiled, seconds)``: the jitted PPO's ``n_seeds`` seeds initialised and
+    ``jit(vmap(trainer.run))`` compiled, in that many seconds. Once per configuration and seed
+    count in a process: the runs of a smoke test share it (a full run never repeats one)."""
     start = time.perf_counter()
     trainer = make_train(config)
     runner = init_seeds(trainer, jax.random.split(jax.random.key(0), n_seeds))
     run = jax.jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1)
     compiled = run.lower(runner, config.num_updates).compile()
-    compile_s = time.perf_counter() - start
+    return runner, compiled, time.perf_counter() - start
+
+
+def prepare_ours(config: PPOConfig, n_seeds: int) -> Callable[[], dict[str, Any]]:
+    """The jitted PPO, ``n_seeds`` seeds vmapped: initialised and compiled (timed), ready to
+    train all ``config.num_updates`` updates in one call of ``jit(vmap(trainer.run))``."""
+    runner, compiled, compile_s = compiled_ours(config, n_seeds)
 
     def train() -> dict[str, Any]:
         out: list[Any] = []
@@ -174,23 +183,22 @@ def prepare_ours(config: PPOConfig, n_seeds: int) -> Callable[[], dict[str, Any]
     return train
 
 
-def _process_main(kind: str, updates: int, n_seeds: int, barrier: Any, results: Any) -> None:
+def _process_main(kind: str, config: PPOConfig, n_seeds: int, barrier: Any, results: Any) -> None:
     """One process of a parallel measurement: prepare, wait for the others, train, report."""
     torch.set_num_threads(SAME_TORCH_THREADS)
     warnings.filterwarnings("ignore", module="gymnasium")
-    config = same_config(updates)
     train = prepare_sb3(SB3_REFERENCE, config) if kind == "sb3" else prepare_ours(config, n_seeds)
     barrier.wait()
     results.put(train())
 
 
-def run_processes(kind: str, updates: int, processes: int, seeds_each: int) -> list[dict]:
+def run_processes(kind: str, config: PPOConfig, processes: int, seeds_each: int) -> list[dict]:
     """``processes`` fresh processes (spawned) of ``kind`` ("sb3" or "ours"), whose training
     runs start together after every process is prepared; their results."""
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(processes), context.Queue()
     workers = [
-        context.Process(target=_process_main, args=(kind, updates, seeds_each, barrier, results))
+        context.Process(target=_process_main, args=(kind, config, seeds_each, barrier, results))
         for _ in range(processes)
     ]
     for worker in workers:
@@ -234,10 +242,12 @@ def headline_row(
     return row
 
 
-def same_hyperparameters(updates: int, processes: int, seeds: int) -> dict[str, Any]:
+def same_hyperparameters(
+    updates: int, processes: int, seeds: int, quick: bool = False
+) -> dict[str, Any]:
     """SB3 and the jitted PPO at identical hyperparameters, on one core and on ``processes``
-    cores, each pair run back to back."""
-    config = same_config(updates)
+    cores, each pair run back to back (``quick``: at the sizes of ``ppo_common.QUICK_SIZES``)."""
+    config = same_config(updates, quick)
     torch.set_num_threads(SAME_TORCH_THREADS)
     seeds_each = seeds // processes
     rows = []
@@ -251,11 +261,11 @@ def same_hyperparameters(updates: int, processes: int, seeds: int) -> dict[str, 
         rows.append(headline_row(JITTED, [prepare_ours(config, seeds)()], seeds))
         bar.update()
         bar.set_postfix_str(f"{SB3_REFERENCE} x {processes} processes")
-        per_process = run_processes("sb3", updates, processes, 1)
+        per_process = run_processes("sb3", config, processes, 1)
         rows.append(headline_row(SB3_REFERENCE, per_process, 1))
         bar.update()
         bar.set_postfix_str(f"{JITTED} x {processes} processes")
-        per_process = run_processes("ours", updates, processes, seeds_each)
+        per_process = run_processes("ours", config, processes, seeds_each)
         rows.append(headline_row(JITTED, per_process, seeds_each))
         bar.update()
         rows.append(headline_row(SB3_OURS, [prepare_sb3(SB3_OURS, config, bar)()], 1))
@@ -346,7 +356,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, help="JSON results file")
     parser.add_argument(
-        "--quick", action="store_true", help="one update, two seeds, one process: a smoke test"
+        "--quick",
+        action="store_true",
+        help="a smoke test: one update of 4 patients x 72 steps, one epoch of 2 minibatches, "
+        "one seed, one process",
     )
     args = parser.parse_args(argv)
     if args.same_updates is None:
@@ -369,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     info = environment(settings | {"seeds": args.seeds, "torch_threads": SAME_TORCH_THREADS}, True)
     threads = torch.get_num_threads()
     try:
-        same = same_hyperparameters(args.same_updates, args.processes, args.seeds)
+        same = same_hyperparameters(args.same_updates, args.processes, args.seeds, args.quick)
     finally:
         torch.set_num_threads(threads)
     finish(info)

@@ -184,10 +184,24 @@ def cohort(
 
 
 class Runner:
-    """Cohorts of one size and key, by environment, tier and policy, cached on the host."""
+    """Cohorts of one size and key, by environment, tier and policy, cached on the host.
 
-    def __init__(self, n_patients: int, seed: int, bar: tqdm, fate_hours: int = FATE_HOURS) -> None:
+    ``one_horizon`` runs every cohort to the fate horizon, treated ones too (one compiled
+    function per environment instead of two, for smoke tests): the books of the episode are
+    the same, since a longer run repeats the episode's hours; only ``final_damage`` and
+    ``final_pathogen``, which the sections read for untreated cohorts alone, differ.
+    """
+
+    def __init__(
+        self,
+        n_patients: int,
+        seed: int,
+        bar: tqdm,
+        fate_hours: int = FATE_HOURS,
+        one_horizon: bool = False,
+    ) -> None:
         self.n_patients, self.fate_hours = n_patients, fate_hours
+        self.episode_hours = fate_hours if one_horizon else EPISODE_HOURS
         self.key = jax.random.key(seed)
         self.bar = bar
         self.envs = {e: sepsisim_jax.make(e, patient_spread=SPREAD)[0] for e in ENVS}
@@ -214,7 +228,7 @@ class Runner:
         """One cohort: ``EPISODE_HOURS``, or the fate horizon for untreated patients (the
         episode is its start); ``kill`` overrides the antibiotic's kill rate (1/h) for a
         sensitivity; a task's fluid protocol stops after ``protocol_hours``."""
-        hours = self.fate_hours if policy_id == NONE else EPISODE_HOURS
+        hours = self.fate_hours if policy_id == NONE else self.episode_hours
         k = (env_id, tier, policy_id, hours, abx, kill, protocol_hours)
         if k not in self.cache:
             self.bar.set_postfix_str(f"{env_id} {tier} {POLICY_NAMES[policy_id]} h{abx}")
