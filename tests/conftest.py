@@ -5,6 +5,14 @@ from __future__ import annotations
 
 import os
 
+# diffrax checks its arguments inside the compiled program (``equinox.error_if``), by default
+# through a host callback, and JAX never writes a program with a host callback to its
+# persistent cache: every worker, notebook kernel and subprocess would compile the same
+# programs again. In "nan" mode a failed check makes its result NaN instead of raising (the
+# suite checks outputs for finiteness) and the programs are cached. Equinox reads the mode when
+# it is first imported, which is after this file; subprocesses inherit it.
+os.environ.setdefault("EQX_ON_ERROR", "nan")
+
 import jax
 import numpy as np
 import pytest
