@@ -1,11 +1,13 @@
 """Command line: ``rollout`` (cohorts under the baselines), ``train`` and ``evaluate`` (PPO),
 ``dataset`` (a Minari dataset of logged episodes under a behaviour policy).
 
-On a CPU, JAX runs one device's loop on one core; the cohort commands and ``train`` therefore
-split their patients (or seeds) over one host device per core unless told otherwise
-(``--devices``, or the user's own ``XLA_FLAGS``), which measured 1.55x faster for cohorts on
-two cores (benchmarks/scaling.py). Patients' outcomes are the same on any number of devices.
-"""
+On a CPU, JAX runs one device's loop on one core. ``train`` therefore splits its seeds over one
+host device per core unless told otherwise (``--devices``, or the user's own ``XLA_FLAGS``):
+at its defaults on two cores it finished 1.13x sooner than on one device
+(benchmarks/cli_devices.py). ``rollout`` and ``evaluate`` split their patients only when
+``--devices`` asks: at their defaults, and for a 262,144-patient rollout, the split's longer
+compilation cost more than its faster run saved (0.82-0.88x). Outcomes are the same on any
+number of devices."""
 
 from __future__ import annotations
 
@@ -84,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollout.add_argument("--bins", type=_positive_int, default=5, help="equal-probability bins")
     rollout.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    _add_devices(rollout)
+    _add_devices(rollout, "rollout")
     _add_distributed(rollout)
 
     train = commands.add_parser(
@@ -102,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num-envs", type=_positive_int, help="patients per rollout")
     train.add_argument("--eval-patients", type=_positive_int, default=1000)
     train.add_argument("--out", type=Path, default=Path("runs/ppo"), help="output directory")
-    _add_devices(train)
+    _add_devices(train, "train")
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -116,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-size", type=_positive_int, default=CHUNK_SIZE, help="patients per compiled call"
     )
     evaluate.add_argument("--json", type=Path, help="also write the rows to this JSON file")
-    _add_devices(evaluate)
+    _add_devices(evaluate, "evaluate")
     _add_distributed(evaluate)
     _add_dataset(commands)
     return parser
@@ -163,16 +165,21 @@ def _add_dataset(commands: Any) -> None:
     )
 
 
-def _add_devices(command: argparse.ArgumentParser) -> None:
+def _add_devices(command: argparse.ArgumentParser, name: str) -> None:
+    every_core = name in EVERY_CORE_BY_DEFAULT
+    default = "one per core" if every_core else "this process's (one on a CPU)"
     command.add_argument(
         "--devices",
         type=_positive_int,
-        help="host devices to split a CPU into when run as a command (default: one per core; "
+        help=f"host devices to split a CPU into when run as a command (default: {default}; "
         "XLA_FLAGS, if set, decides instead)",
     )
 
 
 RELAUNCHED = "SEPSISIM_JAX_HOST_DEVICES"  # set in the relaunched process: do not relaunch again
+# Commands that split a CPU into one host device per core unless --devices says otherwise (the
+# others only when --devices asks): where benchmarks/cli_devices.py measured that it pays.
+EVERY_CORE_BY_DEFAULT = ("train",)
 
 
 def relaunch_on_host_devices(argv: Sequence[str], requested: int | None) -> None:
@@ -471,14 +478,15 @@ def run_dataset(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; ``argv`` defaults to ``sys.argv[1:]``. Run as a command (``argv``
-    not given), ``rollout``, ``evaluate`` and ``train`` relaunch themselves on one host
-    device per core (:func:`relaunch_on_host_devices`); called with ``argv``, they run on the
-    devices this process has."""
+    not given), ``train``, and ``rollout`` or ``evaluate`` given ``--devices``, relaunch
+    themselves on that many host devices (``train``: one per core by default; see
+    :func:`relaunch_on_host_devices`); called with ``argv``, they run on the devices this
+    process has."""
     args = build_parser().parse_args(argv)
-    uses_devices = args.command == "train" or (
+    splits = args.command == "train" or (
         args.command in ("rollout", "evaluate") and not _joins_distributed(args)
     )
-    if argv is None and uses_devices:
+    if argv is None and splits and (args.command in EVERY_CORE_BY_DEFAULT or args.devices):
         relaunch_on_host_devices(sys.argv[1:], args.devices)
     if args.command == "train":
         print(f"training on {_devices_line()}")

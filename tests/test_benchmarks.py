@@ -173,3 +173,11 @@ def test_calibration_v1(tmp_path, monkeypatch):
     assert len(results["antibiotic_delay"][0]["survival_by_hour"]) == 13
     assert all({"section", "band", "value", "met"} <= set(t) for t in results["targets"])
     assert not figure.exists()  # the figure is a full run's
+
+
+def test_cli_devices(tmp_path, monkeypatch):
+    results = quick("cli_devices", tmp_path, monkeypatch)
+    rows = results["rows"]
+    assert [(r["name"], r["devices"]) for r in rows] == [("rollout", 1), ("rollout", 2)]
+    assert all(len(r["seconds"]) == 1 and r["median_s"] > 0 for r in rows)
+    check_targets(results["targets"], {"default_is_faster"})
