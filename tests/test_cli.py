@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import sepsisim_jax
+from sepsisim_jax import cli
 from sepsisim_jax.cli import RELAUNCHED, main, relaunch_on_host_devices
 from sepsisim_jax.cohort.rollout import rollout_episodes, summarize
 from sepsisim_jax.policies import POLICIES
@@ -62,7 +63,9 @@ def trained_run(tmp_path_factory):
     return out
 
 
-def test_train_saves_the_best_seed_and_evaluates_it_with_the_baselines(trained_run):
+def test_train_saves_the_best_seed_and_evaluate_reproduces_it(trained_run, tmp_path):
+    """``train``, then ``evaluate`` on its checkpoint: one test, so that the training runs once
+    (a module fixture shared by two tests ran on each of two workers)."""
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert (trained_run / "learning_curve.png").stat().st_size > 0
     rows = metrics["evaluation"]["rows"]
@@ -78,17 +81,14 @@ def test_train_saves_the_best_seed_and_evaluates_it_with_the_baselines(trained_r
     heuristic = evaluate(POLICIES["heuristic"](env), env, params, held_out_key(0), PATIENTS)
     assert rows[-1] == {"policy": "heuristic", **heuristic}
 
-
-def test_evaluate_on_the_checkpoint_reproduces_the_saved_policys_return(trained_run, tmp_path):
+    # ``evaluate`` on the checkpoint reproduces the saved policy's return.
     out = tmp_path / "evaluate.json"
     args = ["evaluate", "--checkpoint", str(trained_run), "--eval-patients", str(PATIENTS)]
     assert main([*args, "--json", str(out)]) == 0
-    rows = json.loads(out.read_text())
-    metrics = json.loads((trained_run / "metrics.json").read_text())
-    trained = metrics["evaluation"]["rows"]
-    assert [row["policy"] for row in rows] == ["PPO", *POLICIES]
-    assert rows[0] | {"policy": None} == trained[metrics["saved_seed"]] | {"policy": None}
-    assert rows[1:] == trained[2:]  # the same held-out patients for the baselines
+    evaluated = json.loads(out.read_text())
+    assert [row["policy"] for row in evaluated] == ["PPO", *POLICIES]
+    assert evaluated[0] | {"policy": None} == rows[best] | {"policy": None}
+    assert evaluated[1:] == rows[2:]  # the same held-out patients for the baselines
 
 
 def test_a_missing_checkpoint_or_an_invalid_config_exits_with_the_reason(tmp_path):
@@ -114,14 +114,11 @@ def test_bad_arguments_exit_non_zero_with_a_message(args, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_module_entry_point_runs():
-    result = subprocess.run(
-        [sys.executable, "-m", "sepsisim_jax", "rollout", "--help"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0 and "--patients" in result.stdout
+def test_rollout_help_lists_its_options(capsys):
+    """In this process; ``python -m sepsisim_jax`` itself runs in the relaunch test below."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["rollout", "--help"])
+    assert exit_info.value.code == 0 and "--patients" in capsys.readouterr().out
 
 
 def test_as_a_command_it_relaunches_on_host_devices_with_the_same_outcomes(capsys):
@@ -160,3 +157,39 @@ def test_the_users_xla_flags_decide_the_devices(monkeypatch):
     ((_, command, env),) = calls
     assert command[1:] == ["-m", "sepsisim_jax", "rollout", "--devices", "3"]
     assert env["XLA_FLAGS"] == "--xla_force_host_platform_device_count=3" and env[RELAUNCHED]
+
+
+class _Relaunched(Exception):
+    """Raised where the command would replace this process with a relaunched one."""
+
+
+class _Ran(Exception):
+    """Raised where the command would start its work in this process."""
+
+
+@pytest.mark.parametrize(
+    ("argv", "relaunches"),
+    [
+        (["train"], True),
+        (["rollout"], False),
+        (["evaluate", "--checkpoint", "x"], False),
+        (["rollout", "--devices", "2"], True),
+        (["evaluate", "--checkpoint", "x", "--devices", "2"], True),
+    ],
+)
+def test_only_train_splits_the_cpu_unless_devices_are_given(monkeypatch, argv, relaunches):
+    """Run as a command, ``train`` relaunches on host devices by default, ``rollout`` and
+    ``evaluate`` only with ``--devices`` (where benchmarks/cli_devices.py measured a gain)."""
+
+    def relaunch(args, requested):
+        raise _Relaunched(args, requested)
+
+    def run(args):
+        raise _Ran
+
+    monkeypatch.setattr(cli, "relaunch_on_host_devices", relaunch)
+    for name in ("run_train", "run_evaluate", "run_rollouts"):
+        monkeypatch.setattr(cli, name, run)
+    monkeypatch.setattr(sys, "argv", ["sepsisim-jax", *argv])
+    with pytest.raises(_Relaunched if relaunches else _Ran):
+        cli.main()

@@ -24,7 +24,7 @@ if os.environ.get("CI"):
 else:
     pytest.importorskip("stable_baselines3")
 
-from stable_baselines3 import A2C, PPO, SAC, TD3
+from stable_baselines3 import A2C, PPO, SAC
 from stable_baselines3.common.env_checker import check_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
@@ -34,6 +34,18 @@ from sepsisim_jax.adapters.sb3 import SepsisVecEnv, make_sb3_vec_env
 
 REFERENCE_IDS = sepsisim_jax.REFERENCE_IDS
 SB3_ADVICE = "We recommend you to use a symmetric and normalized Box action space"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """SB3's networks here are tiny: torch on one thread runs them several times faster than
+    with its default of one thread per core, which parallel test workers oversubscribe."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _make(env_id: str, **kwargs) -> gym.Env:
@@ -219,7 +231,9 @@ def test_ppo_learns_on_sepsis_vec_env_under_vec_normalize_and_vec_monitor():
     assert env.action_space.low.min() == -1.0 and env.action_space.high.max() == 1.0
 
 
-@pytest.mark.parametrize("algorithm", [SAC, TD3])
+# SAC only: TD3 collects through the same off-policy loop and replay buffer of SB3, so it would
+# step this adapter along the same code path (the time-limit flags reach the buffer alike).
+@pytest.mark.parametrize("algorithm", [SAC])
 def test_off_policy_algorithms_learn_on_sepsis_vec_env(algorithm):
     env = VecMonitor(make_sb3_vec_env("FluidResuscitation-v0", 4, max_episode_steps=16))
     model = algorithm("MlpPolicy", env, learning_starts=64, batch_size=64, seed=0)

@@ -13,34 +13,44 @@ ENV_ID = "SepsisManagement-v0"
 N_ROLLOUT = 101  # odd: the padding rule is exercised on two devices
 N_TRAJECTORIES = 33
 N_SUMMARY = 1000
-CHUNK = 256
+CHUNK = 200  # padded to 208 patients on one device, to 224 (112 on each) on two
 
 
-def cohort_results(per_patient: bool = True) -> dict[str, np.ndarray]:
-    """A chunked summary of a cohort (hard: some die) and, if ``per_patient``, its per-patient
-    outcomes and trajectories."""
+def _cohort():
+    """The cohort (hard: some die): env, params, policy, key."""
     import sepsisim_jax
-    from sepsisim_jax.cohort.rollout import rollout_episodes, trajectories
-    from sepsisim_jax.cohort.sharding import to_host
-    from sepsisim_jax.cohort.summary import cohort_summary
     from sepsisim_jax.policies import random_policy
 
     env, params = sepsisim_jax.make(ENV_ID, severity="hard")
-    policy = random_policy(env)
-    key = jax.random.key(11)
-    out = {}
-    if per_patient:
-        stats = to_host(rollout_episodes(env, params, policy, key, N_ROLLOUT, chunk_size=64))
-        out |= {f"stats_{k}": v for k, v in vars(stats).items()}
-        traj = to_host(trajectories(env, params, policy, key, N_TRAJECTORIES, n_steps=12))
-        out |= {"obs": traj.obs, "reward": traj.reward, "terminated": traj.terminated}
+    return env, params, random_policy(env), jax.random.key(11)
+
+
+def per_patient_results() -> dict[str, np.ndarray]:
+    """The cohort's per-patient outcomes and trajectories."""
+    from sepsisim_jax.cohort.rollout import rollout_episodes, trajectories
+    from sepsisim_jax.cohort.sharding import to_host
+
+    env, params, policy, key = _cohort()
+    stats = to_host(rollout_episodes(env, params, policy, key, N_ROLLOUT, chunk_size=64))
+    out = {f"stats_{k}": v for k, v in vars(stats).items()}
+    traj = to_host(trajectories(env, params, policy, key, N_TRAJECTORIES, n_steps=12))
+    return out | {"obs": traj.obs, "reward": traj.reward, "terminated": traj.terminated}
+
+
+def summary_results() -> dict[str, np.ndarray]:
+    """The cohort's chunked summary, the devices and the chunk size it ran on."""
+    from sepsisim_jax.cohort.summary import cohort_summary
+
+    env, params, policy, key = _cohort()
     summary = cohort_summary(env, params, policy, key, N_SUMMARY, chunk_size=CHUNK, progress=False)
+    out = {}
     for g, group in enumerate(summary.groups):
         out[f"group{g}_patients"] = np.array(group.patients)
         for name in ("mean", "sd"):
             out[f"group{g}_{name}"] = np.array(list(getattr(group, name).values()))
         out[f"group{g}_quantiles"] = np.array([list(t.values()) for t in group.quantiles.values()])
     out["devices"] = np.array(summary.devices)
+    out["padded_chunk"] = np.array(summary.chunk_size)
     return out
 
 
@@ -66,17 +76,7 @@ def ppo_results() -> dict[str, np.ndarray]:
 
 
 def sharded(path: str) -> None:
-    results = cohort_results()
-    import sepsisim_jax
-    from sepsisim_jax.cohort.summary import cohort_summary
-    from sepsisim_jax.policies import random_policy
-
-    env, params = sepsisim_jax.make(ENV_ID)
-    summary = cohort_summary(
-        env, params, random_policy(env), jax.random.key(0), 10, chunk_size=5, progress=False
-    )
-    results["padded_chunk"] = np.array(summary.chunk_size)
-    np.savez(path, **results)
+    np.savez(path, **per_patient_results(), **summary_results())
 
 
 def distributed(process_id: int, port: int, path: str) -> None:
@@ -85,7 +85,7 @@ def distributed(process_id: int, port: int, path: str) -> None:
         coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=process_id
     )
     assert jax.process_count() == 2 and jax.device_count() == 2
-    results = cohort_results(per_patient=False)
+    results = summary_results()
     if process_id == 0:
         np.savez(path, **results)
     jax.distributed.shutdown()

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.cohort.multidevice import cohort_results, ppo_results
+from tests.cohort.multidevice import per_patient_results, ppo_results, summary_results
 
 pytestmark = pytest.mark.slow  # subprocesses that compile for two devices: 15-35 s each
 
@@ -21,9 +21,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def one_device() -> dict[str, np.ndarray]:
+def one_device_summary() -> dict[str, np.ndarray]:
     assert jax.device_count() == 1
-    return cohort_results()
+    return summary_results()
+
+
+@pytest.fixture(scope="module")
+def one_device(one_device_summary) -> dict[str, np.ndarray]:
+    return one_device_summary | per_patient_results()
 
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -54,7 +59,8 @@ def test_two_devices_give_bit_identical_outcomes_and_summaries(one_device, tmp_p
     got = dict(np.load(out))
     assert got["devices"] == 2 and {"stats_returns", "obs"} <= set(got)
     _assert_same(got, one_device)
-    assert got["padded_chunk"] == 32  # a chunk of 5 padded to 16 patients on each device
+    assert one_device["padded_chunk"] == 208  # a chunk of 200 padded to 13 x 16 patients
+    assert got["padded_chunk"] == 224  # ... and to 7 x 16 patients on each of two devices
 
 
 def test_ppo_on_two_devices_trains_as_on_one(tmp_path):
@@ -73,7 +79,7 @@ def test_ppo_on_two_devices_trains_as_on_one(tmp_path):
     assert "neither the 1 seed(s) nor the 7 patients per rollout divide" in str(got["spec_1_7"])
 
 
-def test_two_processes_give_the_summary_of_one(one_device, tmp_path):
+def test_two_processes_give_the_summary_of_one(one_device_summary, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -83,4 +89,4 @@ def test_two_processes_give_the_summary_of_one(one_device, tmp_path):
     assert all(p.returncode == 0 for p in processes), logs
     got = dict(np.load(out))
     assert got["devices"] == 2
-    _assert_same(got, one_device)
+    _assert_same(got, one_device_summary)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import numpy as np
 import pytest
@@ -10,24 +12,31 @@ import sepsisim_jax
 from sepsisim_jax.cohort.rollout import clinical_course, rollout_episodes, summarize, trajectories
 from sepsisim_jax.policies import heuristic_policy, random_policy
 
+N = 256
 
-@pytest.mark.parametrize("env_id", sepsisim_jax.ENV_IDS)
-def test_episode_stats_agree_with_the_recorded_trajectories(env_id):
+
+@functools.cache
+def hard_random(env_id: str):
+    """Episode stats and trajectories of the same ``N`` hard patients under random actions."""
     env, params = sepsisim_jax.make(env_id, severity="hard")
     policy = random_policy(env)
     key = jax.random.key(3)
-    stats = rollout_episodes(env, params, policy, key, 256)
-    traj = trajectories(env, params, policy, key, 256)
+    return rollout_episodes(env, params, policy, key, N), trajectories(env, params, policy, key, N)
+
+
+@pytest.mark.parametrize("env_id", sepsisim_jax.ENV_IDS)
+def test_episode_stats_agree_with_the_recorded_trajectories(env_id):
+    stats, traj = hard_random(env_id)
     done = np.asarray(traj.terminated | traj.truncated)
     first_end = done.argmax(axis=0)
     lengths = first_end + 1
     rewards = np.asarray(traj.reward)
     returns = np.array([rewards[:n, i].sum() for i, n in enumerate(lengths)])
-    died = np.asarray(traj.terminated)[first_end, np.arange(256)]
+    died = np.asarray(traj.terminated)[first_end, np.arange(N)]
     np.testing.assert_array_equal(stats.lengths, lengths)
     np.testing.assert_allclose(stats.returns, returns, rtol=1e-5, atol=1e-4)  # float32 sums
     np.testing.assert_array_equal(stats.survived, ~died)
-    final_map = np.asarray(traj.info["map_mmhg"])[first_end, np.arange(256)]
+    final_map = np.asarray(traj.info["map_mmhg"])[first_end, np.arange(N)]
     np.testing.assert_array_equal(stats.final_map, final_map)
 
 
@@ -55,12 +64,9 @@ def test_clinical_course_is_the_first_episode_of_each_patient():
     SepsisManagement, hard, random actions: some patients die, the others reach the 72-h cut.
     """
     env, params = sepsisim_jax.make("SepsisManagement-v0", severity="hard")
-    policy = random_policy(env)
-    key = jax.random.key(3)
-    n = 64
-    course = clinical_course(env, params, policy, key, n)
-    stats = rollout_episodes(env, params, policy, key, n)
-    traj = trajectories(env, params, policy, key, n)
+    n = N  # the patients of the episode-stats test, whose rollouts are reused
+    course = clinical_course(env, params, random_policy(env), jax.random.key(3), n)
+    stats, traj = hard_random("SepsisManagement-v0")
     np.testing.assert_array_equal(course.length, stats.lengths)
     np.testing.assert_array_equal(course.died, ~np.asarray(stats.survived))
     np.testing.assert_allclose(course.returns, stats.returns, rtol=1e-5, atol=1e-4)
@@ -68,15 +74,16 @@ def test_clinical_course_is_the_first_episode_of_each_patient():
     map_mmhg = np.asarray(course.map_mmhg)
     assert map_mmhg.shape == (73, n)
     np.testing.assert_array_equal(map_mmhg[0], traj.state.patient.map_mmhg[0])
+    reported_map, reward, reported_reward = (
+        np.asarray(x) for x in (traj.info["map_mmhg"], course.reward, traj.reward)
+    )
     for i in range(n):
         last = lengths[i]
         # Hours 1..last are the post-step values the env reported, NaN afterwards.
-        np.testing.assert_array_equal(map_mmhg[1 : last + 1, i], traj.info["map_mmhg"][:last, i])
+        np.testing.assert_array_equal(map_mmhg[1 : last + 1, i], reported_map[:last, i])
         assert np.isnan(map_mmhg[last + 1 :, i]).all()
-        assert np.isnan(np.asarray(course.reward)[last:, i]).all()
-        np.testing.assert_array_equal(
-            np.asarray(course.reward)[:last, i], np.asarray(traj.reward)[:last, i]
-        )
+        assert np.isnan(reward[last:, i]).all()
+        np.testing.assert_array_equal(reward[:last, i], reported_reward[:last, i])
     given = np.asarray(course.fluid_ml)[:-1]
     assert np.nanmin(given) >= 0.0 and np.nanmax(given) <= 1000.0
     died = np.asarray(course.died)

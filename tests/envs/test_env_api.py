@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import chex
 import gymnax
 import jax
@@ -35,6 +37,25 @@ def _trajectory(env, params, key, actions):
     keys = jax.random.split(key_steps, actions.shape[0])
     _, (observations, rewards, terminated, truncated) = jax.lax.scan(body, state, (keys, actions))
     return obs, observations, rewards, terminated, truncated
+
+
+HORIZON = 30  # steps of the batched runs below
+
+
+def _keys(seed: int) -> jax.Array:
+    """The key of one patient, as a batch of one."""
+    return jax.random.split(jax.random.key(seed), 1)
+
+
+@functools.cache
+def _batched_trajectories(env_id: str):
+    """``(params, keys, actions) -> trajectories`` of ``env_id``'s default env, jitted and
+    vmapped over patients (keys ``(n,)``, actions ``(n, steps, action_dim)``), built once per id
+    so that the tests running a batch of this id share its compiled programs."""
+    env, _ = sepsisim_jax.make(env_id)
+    return jax.jit(
+        jax.vmap(lambda p, k, a: _trajectory(env, p, k, a), in_axes=(None, 0, 0)),
+    )
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -73,9 +94,9 @@ def test_step_compiles_once_across_keys_params_and_equal_envs():
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_same_key_same_trajectory_different_key_different(env_id):
     env, params = sepsisim_jax.make(env_id)
-    actions = _random_actions(env, jax.random.key(5), (20,))
-    run = jax.jit(lambda key: _trajectory(env, params, key, actions))
-    first, second, other = run(jax.random.key(1)), run(jax.random.key(1)), run(jax.random.key(2))
+    actions = _random_actions(env, jax.random.key(5), (1, HORIZON))
+    run = _batched_trajectories(env_id)  # one patient: the program of a patient alone below
+    first, second, other = (run(params, _keys(seed), actions) for seed in (1, 1, 2))
     chex.assert_trees_all_equal(first, second)
     assert not np.allclose(first[1], other[1])
 
@@ -84,8 +105,8 @@ def test_same_key_same_trajectory_different_key_different(env_id):
 def test_patient_identical_alone_and_in_a_batch_of_1024(env_id):
     env, params = sepsisim_jax.make(env_id)
     keys = jax.random.split(jax.random.key(7), 1024)
-    actions = _random_actions(env, jax.random.key(8), (1024, 30))
-    batched = jax.jit(jax.vmap(lambda k, a: _trajectory(env, params, k, a)))
+    actions = _random_actions(env, jax.random.key(8), (1024, HORIZON))
+    batched = functools.partial(_batched_trajectories(env_id), params)
     whole = batched(keys, actions)
     for i in (0, 511, 1023):
         alone = batched(keys[i : i + 1], actions[i : i + 1])
@@ -105,13 +126,16 @@ def test_vmap_over_params_matches_separate_runs():
     env, _ = sepsisim_jax.make("FluidResuscitation-v0")
     params = [sepsisim_jax.make("FluidResuscitation-v0", k_growth=g)[1] for g in (0.4, 0.9)]
     stacked = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *params)
-    actions = _random_actions(env, jax.random.key(1), (10,))
-    run = jax.vmap(lambda p: _trajectory(env, p, jax.random.key(3), actions))
+    key, actions = _keys(3), _random_actions(env, jax.random.key(1), (1, HORIZON))
+    run = jax.vmap(lambda p: _trajectory(env, p, key[0], actions[0]))
     together = jax.jit(run)(stacked)
-    alone = jax.jit(lambda p: _trajectory(env, p, jax.random.key(3), actions))
+    # Separate runs: each params alone, one patient with the same key and actions.
+    alone = _batched_trajectories("FluidResuscitation-v0")
     for i, p in enumerate(params):
         chex.assert_trees_all_close(
-            jax.tree.map(lambda x, i=i: x[i], together), alone(p), rtol=1e-6
+            jax.tree.map(lambda x, i=i: x[i], together),
+            jax.tree.map(lambda x: x[0], alone(p, key, actions)),
+            rtol=1e-6,
         )
 
 
@@ -237,9 +261,9 @@ def test_reset_key_admits_the_same_patient_as_an_auto_reset():
 
 def test_noise_scales_zero_give_a_deterministic_simulator():
     env, params = sepsisim_jax.make("SepsisManagement-v0", **NOISELESS)
-    actions = _random_actions(env, jax.random.key(0), (20,))
-    a = _trajectory(env, params, jax.random.key(1), actions)
-    b = _trajectory(env, params, jax.random.key(2), actions)
+    actions = _random_actions(env, jax.random.key(0), (1, HORIZON))
+    run = _batched_trajectories("SepsisManagement-v0")  # the same env; params are traced
+    a, b = run(params, _keys(1), actions), run(params, _keys(2), actions)
     chex.assert_trees_all_close(a, b, rtol=0, atol=0)
 
 

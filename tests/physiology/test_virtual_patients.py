@@ -185,31 +185,59 @@ def test_a_step_draws_the_same_numbers_with_or_without_a_patient():
     assert np.all((alone > 0) & (alone < 1))
 
 
+WHERE_SPREAD = 0.3
+N_WHERE = 2048  # patients of each case below
+
+
+def _admission_uniforms(key: jax.Array) -> jax.Array:
+    n = len(per_patient_fields(MODELS["v1"]))
+    return noise.patient_uniforms(key, dtype=jnp.float32, n_patient=n)
+
+
+@functools.cache
+def _where_inputs() -> tuple[jax.Array, Any, Any]:
+    """The keys, the current patients and the patients ``sample_patient`` draws from the keys
+    of every case below (each case admits others of the same ``N_WHERE`` patients)."""
+    params = MODELS["v1"]
+    keys = jax.random.split(jax.random.key(5), N_WHERE)
+    current = jax.jit(jax.vmap(lambda u: sample_patient(params, WHERE_SPREAD, u)))(
+        jax.random.uniform(jax.random.key(6), (N_WHERE, len(per_patient_fields(params))))
+    )
+    drawn = jax.jit(
+        jax.vmap(lambda k: sample_patient(params, WHERE_SPREAD, _admission_uniforms(k)))
+    )(keys)
+    return keys, current, drawn
+
+
+@functools.cache
+def _where_run(shape: tuple[int, ...]):
+    """``sample_patient_where`` vmapped over ``shape`` (one or two axes), jitted: ``admit`` is
+    traced, so the cases of one shape share the compiled program."""
+
+    def one(admit, key, current):
+        params = MODELS["v1"]
+        return sample_patient_where(admit, key, params, current, WHERE_SPREAD, _admission_uniforms)
+
+    run = jax.vmap(one)
+    for _ in shape[:-1]:
+        run = jax.vmap(run)
+    return jax.jit(run)
+
+
 def _where_admitted_case(admit: np.ndarray, shape: tuple[int, ...]) -> tuple[Any, Any, Any]:
     """``sample_patient_where`` vmapped over ``shape`` (one or two axes), its expected value
     from ``sample_patient`` of every patient, and the current patients."""
-    params, spread = MODELS["v1"], 0.3
-    fields = per_patient_fields(params)
-    uniforms = functools.partial(noise.patient_uniforms, dtype=jnp.float32, n_patient=len(fields))
-    keys = jax.random.split(jax.random.key(5), admit.size)
-    current = jax.jit(jax.vmap(lambda u: sample_patient(params, spread, u)))(
-        jax.random.uniform(jax.random.key(6), (admit.size, len(fields)))
-    )
-    drawn = jax.jit(jax.vmap(lambda k: sample_patient(params, spread, uniforms(k))))(keys)
+    assert admit.size == N_WHERE
+    keys, current, drawn = _where_inputs()
     expected = jax.tree.map(
         lambda d, c: np.where(admit.reshape((-1,) + (1,) * (np.ndim(d) - 1)), d, c),
         drawn,
         current,
     )
-
-    def one(admit, key, current):
-        return sample_patient_where(admit, key, params, current, spread, uniforms)
-
-    run = jax.vmap(one)
-    for _ in shape[:-1]:
-        run = jax.vmap(run)
     reshape = lambda x: jnp.reshape(x, shape + jnp.shape(x)[1:])  # noqa: E731
-    got = jax.jit(run)(reshape(jnp.asarray(admit)), reshape(keys), jax.tree.map(reshape, current))
+    got = _where_run(shape)(
+        reshape(jnp.asarray(admit)), reshape(keys), jax.tree.map(reshape, current)
+    )
     flat = jax.tree.map(lambda x: np.reshape(x, (admit.size, *np.shape(x)[len(shape) :])), got)
     return flat, (expected, current)
 
@@ -236,7 +264,8 @@ def test_auto_reset_in_a_large_batch_admits_the_patient_reset_admits():
     env, params = sepsisim_jax.make(SPREAD_ID, patient_spread=0.2, observation="privileged")
     n, ending = 2048, np.arange(0, 2048, 97)  # 22 episodes end: a few of the batch
     keys = jax.random.split(jax.random.key(8), n)
-    _, state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
+    reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
+    _, state = reset(keys, params)
     last = np.zeros(n, np.int32)
     last[ending] = params.max_steps_in_episode - 1
     state = state.replace(time=jnp.asarray(last))
@@ -246,7 +275,7 @@ def test_auto_reset_in_a_large_batch_admits_the_patient_reset_admits():
     obs, new, _, terminated, truncated, _ = step(step_keys, state, actions, params)
     ended = np.asarray(terminated | truncated)
     assert set(np.flatnonzero(ended)) >= set(ending) and ended.sum() < n // 32
-    reset_obs, admitted = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(step_keys, params)
+    reset_obs, admitted = reset(step_keys, params)
     for f in per_patient_fields(params.patient):
         got, old = f.read(new.physiology), f.read(state.physiology)
         np.testing.assert_array_equal(got[ended], f.read(admitted.physiology)[ended], f.name)

@@ -61,9 +61,10 @@ def test_same_key_same_parameters_and_chunks_equal_one_run(tiny_trainer):
     first, _ = train(jax.random.key(3))
     second, _ = train(jax.random.key(3))
     chex.assert_trees_all_equal(first.train_state.params, second.train_state.params)
-    runner = tiny_trainer.init(jax.random.key(3))
+    runner = jax.jit(tiny_trainer.init)(jax.random.key(3))
+    run = jax.jit(tiny_trainer.run, static_argnums=1)
     for _ in range(TINY.num_updates):
-        runner, _ = jax.jit(tiny_trainer.run, static_argnums=1)(runner, 1)
+        runner, _ = run(runner, 1)
     chex.assert_trees_all_close(runner.train_state.params, first.train_state.params, rtol=1e-5)
 
 
