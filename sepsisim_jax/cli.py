@@ -3,11 +3,12 @@
 
 On a CPU, JAX runs one device's loop on one core. ``train`` therefore splits its seeds over one
 host device per core unless told otherwise (``--devices``, or the user's own ``XLA_FLAGS``):
-at its defaults on two cores it finished 1.13x sooner than on one device
-(benchmarks/cli_devices.py). ``rollout`` and ``evaluate`` split their patients only when
-``--devices`` asks: at their defaults, and for a 262,144-patient rollout, the split's longer
-compilation cost more than its faster run saved (0.82-0.88x). Outcomes are the same on any
-number of devices."""
+at its defaults on two cores it finished 1.11-1.19x sooner than on one device, compilation
+included (benchmarks/cli_devices.py, three runs). ``rollout`` and ``evaluate`` split their
+patients only when ``--devices`` asks: the default rollout took longer split (0.84-0.88x), and
+evaluation and a 262,144-patient rollout were even at best (0.82-1.04x). Outcomes are the same
+on any number of devices.
+"""
 
 from __future__ import annotations
 
