@@ -35,7 +35,7 @@ import jax
 from common import Target, output_path, report
 from tqdm import tqdm
 
-from sepsisim_jax.cli import EVERY_CORE_BY_DEFAULT, RELAUNCHED
+from sepsisim_jax.cli import EVERY_CORE_BY_DEFAULT, RELAUNCHED, host_cores
 from sepsisim_jax.text_table import Column
 
 ENV_ID = "SepsisManagement-v0"
@@ -80,8 +80,9 @@ def run_command(argv: list[str], devices: int) -> float:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    parser.add_argument("--devices", type=int, default=cores, help="the default's device count")
+    parser.add_argument(
+        "--devices", type=int, default=host_cores(), help="the default's device count"
+    )
     parser.add_argument("--repeats", type=int, help=f"rounds (default {REPEATS}; 1 with --quick)")
     parser.add_argument(
         "--commands",

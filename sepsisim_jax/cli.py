@@ -183,6 +183,13 @@ RELAUNCHED = "SEPSISIM_JAX_HOST_DEVICES"  # set in the relaunched process: do no
 EVERY_CORE_BY_DEFAULT = ("train",)
 
 
+def host_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS reports one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def relaunch_on_host_devices(argv: Sequence[str], requested: int | None) -> None:
     """Run this command again in a process whose CPU is split into ``requested`` host devices
     (default: one per core), unless it already is one, the backend is not a CPU, or the user
@@ -194,8 +201,7 @@ def relaunch_on_host_devices(argv: Sequence[str], requested: int | None) -> None
     """
     if RELAUNCHED in os.environ or "XLA_FLAGS" in os.environ or jax.default_backend() != "cpu":
         return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    count = requested or cores or 1
+    count = requested or host_cores()
     if count == jax.device_count():
         return
     env = os.environ | {
