@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -58,9 +59,9 @@ def commands(quick: bool, checkpoint: Path) -> dict[str, list[str]]:
     }
 
 
-def run_command(argv: list[str], devices: int) -> float:
-    """Wall seconds of ``python -m sepsisim_jax *argv --devices devices`` in a fresh process
-    (without the caller's ``XLA_FLAGS``, which would override ``--devices``)."""
+def run_command(argv: list[str], devices: int) -> tuple[float, str]:
+    """Wall seconds and printed output of ``python -m sepsisim_jax *argv --devices devices`` in
+    a fresh process (without the caller's ``XLA_FLAGS``, which would override ``--devices``)."""
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", RELAUNCHED)}
     start = time.perf_counter()
     done = subprocess.run(
@@ -75,7 +76,12 @@ def run_command(argv: list[str], devices: int) -> float:
     expected = f"on {devices} cpu device(s)"
     if expected not in done.stdout:
         raise RuntimeError(f"{' '.join(argv)} did not report running {expected}:\n{done.stdout}")
-    return seconds
+    return seconds, done.stdout
+
+
+def outcomes(printed: str) -> list[str]:
+    """The outcomes (``mean ± sd``, ``mean ± se``) a rollout or an evaluation printed."""
+    return re.findall(r"-?[\d.,]+ ± [\d.,]+", printed)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
@@ -113,13 +119,24 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
             lines = {name: line for name, line in lines.items() if name in args.commands}
         # evaluate reads train's checkpoint: each round runs the commands in this order
         seconds: dict[tuple[str, int], list[float]] = {(c, d): [] for c in lines for d in counts}
+        printed: dict[tuple[str, int], str] = {}
         with tqdm(total=len(seconds) * args.repeats, desc="commands", unit="run") as bar:
             for _ in range(args.repeats):
                 for name, line in lines.items():
                     for devices in counts:
                         bar.set_postfix_str(f"{name} --devices {devices}")
-                        seconds[name, devices].append(run_command(line, devices))
+                        elapsed, printed[name, devices] = run_command(line, devices)
+                        seconds[name, devices].append(elapsed)
                         bar.update()
+    # The same patients on every device count (the key scheme): the same outcomes, so the
+    # times compare the same work. Training differs by float reassociation across devices.
+    for name in lines:
+        if name != "train":
+            one, split = (outcomes(printed[name, d]) for d in counts)
+            if not one or one != split:
+                raise RuntimeError(
+                    f"{name}: outcomes differ between device counts:\n{one}\n{split}"
+                )
     rows = []
     hidden = ("--out", "--checkpoint")  # and the temporary checkpoint's path
     for name, line in lines.items():

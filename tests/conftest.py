@@ -24,6 +24,15 @@ from tests.midpoint import MidpointGenerator
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--golden",
+        choices=("core", "all"),
+        default="core",
+        help="tests/test_golden.py: its core cases (default) or all (before a refactor lands)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Most of the suite's time is XLA compiling; JAX's persistent compilation cache under the
     pytest cache keeps the programs for every worker, notebook kernel and subprocess of this

@@ -176,6 +176,8 @@ def test_calibration_v1(tmp_path, monkeypatch):
 
 
 def test_cli_devices(tmp_path, monkeypatch):
+    """Also the command line's relaunch on host devices: the script runs ``rollout --devices
+    1`` and ``--devices 2`` as commands, checks that each says so and that the outcomes agree."""
     results = quick("cli_devices", tmp_path, monkeypatch)
     rows = results["rows"]
     assert [(r["name"], r["devices"]) for r in rows] == [("rollout", 1), ("rollout", 2)]

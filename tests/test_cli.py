@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import jax
@@ -119,30 +118,6 @@ def test_rollout_help_lists_its_options(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["rollout", "--help"])
     assert exit_info.value.code == 0 and "--patients" in capsys.readouterr().out
-
-
-def test_as_a_command_it_relaunches_on_host_devices_with_the_same_outcomes(capsys):
-    """Run as a command, ``rollout`` splits the CPU into host devices (here two, as asked) in
-    a relaunched process and says so; the patients' outcomes are those of one device."""
-    argv = ["rollout", "--env", "FluidResuscitation-v0", "--patients", "32", "--policy", "random"]
-    result = subprocess.run(
-        [sys.executable, "-m", "sepsisim_jax", *argv, "--devices", "2"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"},
-    )
-    assert result.returncode == 0, result.stderr
-    assert "on 2 cpu device(s)" in result.stdout
-    assert main(argv) == 0  # in this process: one device, no relaunch
-    here = capsys.readouterr().out
-    assert "on 1 cpu device(s)" in here
-
-    def outcome(printed: str) -> list[str]:
-        (row,) = [line for line in printed.splitlines() if " random " in line]
-        return [cell for cell in row.split("  ") if "±" in cell]
-
-    assert outcome(result.stdout) == outcome(here) and outcome(here)
 
 
 def test_the_users_xla_flags_decide_the_devices(monkeypatch):

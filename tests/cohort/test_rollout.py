@@ -24,7 +24,8 @@ def hard_random(env_id: str):
     return rollout_episodes(env, params, policy, key, N), trajectories(env, params, policy, key, N)
 
 
-@pytest.mark.parametrize("env_id", sepsisim_jax.ENV_IDS)
+# The books are the same code for every task: the task with every treatment, on each model.
+@pytest.mark.parametrize("env_id", ["SepsisManagement-v0", "SepsisManagement-v1"])
 def test_episode_stats_agree_with_the_recorded_trajectories(env_id):
     stats, traj = hard_random(env_id)
     done = np.asarray(traj.terminated | traj.truncated)

@@ -296,7 +296,9 @@ def _observations(run) -> np.ndarray:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("env_id", V1_IDS)
+# FluidResuscitation's actions and observations are SepsisManagement's; VasopressorTitration
+# observes the hours on vasopressors besides.
+@pytest.mark.parametrize("env_id", ["VasopressorTitration-v1", "SepsisManagement-v1"])
 def test_random_actions_at_full_spread_stay_finite_and_in_bounds(env_id):
     env = _robust_env(env_id)
     peak_bacteria = 0.0
