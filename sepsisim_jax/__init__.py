@@ -12,7 +12,7 @@ module's private names, and no import cycle exists (``tests/test_architecture.py
 1. ``envs``: tasks, their actions, features and rewards; the registry of (task, model) ids
 2. ``policies``, ``stochastic``, ``cohort``: baselines, policies with a density, the cohort
    engine (key scheme, host chunk loop, rollouts, summaries, sharding)
-3. ``offline``, ``ope``, ``planning``, ``counterfactual``, ``training``: the analyses
+3. ``offline``, ``ope``, ``planning``, ``counterfactual``, ``training``, ``trials``: the analyses
 4. ``adapters`` (Gymnasium, stable-baselines3), ``plotting``, ``cli`` and this front door
 
 The user verbs are re-exported here: ``sepsisim_jax.make``, ``sepsisim_jax.rollout_episodes``.

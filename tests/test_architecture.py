@@ -34,6 +34,7 @@ LAYERS = {
     "planning": 3,
     "counterfactual": 3,
     "training": 3,
+    "trials": 3,
     "adapters": 4,
     "gymnasium_adapter": 4,
     "plotting": 4,
