@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # annotations only: plotting does not import the planners
     from sepsisim_jax.counterfactual import PairedOutcomes
     from sepsisim_jax.envs.base import SepsisEnv
     from sepsisim_jax.planning import Plan
+    from sepsisim_jax.trials import TrialResult
 
 MAP_TARGET = (65.0, 90.0)  # mmHg: Surviving Sepsis Campaign target (65) to the reward's upper edge
 LACTATE_LINES = (2.0, 4.0)  # mmol/L: normal upper limit and the reward's penalty threshold
@@ -426,4 +427,37 @@ def planned_schedule(plan: Plan, env: SepsisEnv, patient: int = 0, title: str = 
     final = float(np.asarray(plan.final_return)[patient])
     heading = f"planned return {final:.1f}"
     fig.suptitle(f"{title}: {heading}" if title else heading)
+    return fig
+
+
+def trial_forest(result: TrialResult, title: str = "") -> Figure:
+    """A virtual trial as a forest plot: each arm's mortality (left) and its risk difference
+    against the reference arm (right), with their bootstrap intervals.
+
+    Args:
+        result: :func:`sepsisim_jax.trials.run_trial`'s result.
+        title: figure title (default: the environment, the inclusion and the patients).
+    """
+    rows = result.rows
+    fig = Figure(figsize=(10, 0.5 * len(rows) + 1.6), layout="constrained")
+    left, right = fig.subplots(1, 2, sharey=True)
+    y = np.arange(len(rows))
+    pct = round(100 * result.confidence)
+    for ax, value, label in (
+        (left, "mortality", "mortality"),
+        (right, "risk_difference", f"risk difference vs {result.reference}"),
+    ):
+        centre = np.array([100 * r[value] for r in rows])
+        low, high = (np.array([100 * r[f"{value}_ci"][i] for r in rows]) for i in (0, 1))
+        ax.errorbar(centre, y, xerr=[centre - low, high - centre], fmt="o", color="tab:blue")
+        ax.set_xlabel(f"{label} (%, {pct}% interval)")
+        ax.grid(axis="x", alpha=0.3)
+    right.axvline(0.0, color="grey", lw=1)
+    left.set_yticks(y, [r["arm"] for r in rows])
+    left.invert_yaxis()
+    fig.suptitle(
+        title
+        or f"{result.env_id} ({result.severity}): {result.enrolled:,} of {result.screened:,} "
+        f"patients, {result.inclusion}"
+    )
     return fig

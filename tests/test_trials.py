@@ -12,12 +12,15 @@ import numpy as np
 import pytest
 
 import sepsisim_jax
+from sepsisim_jax import plotting
 from sepsisim_jax.cohort import clinical_course, patient_keys, rollout_episodes
 from sepsisim_jax.trials import (
     EVERYONE,
     HYPOTENSIVE,
+    SEPSIS3_SHOCK,
     Inclusion,
     Protocol,
+    RunIn,
     lactate_above,
     run_trial,
     usual_care,
@@ -188,7 +191,40 @@ def test_inclusion_reads_the_admission_observation(management, trial):
     assert HYPOTENSIVE({"map_mmhg": np.array([60.0, 70.0])}).tolist() == [True, False]
 
 
-def test_table_and_json(trial, tmp_path):
+def test_a_run_in_treats_every_arm_alike_and_enrols_at_its_end(management, trial):
+    """Three hours of usual care, then each arm; enrolment on the observation at hour 3 among
+    the patients alive then (lactate and the dose are observed without noise on v0)."""
+    env, params = management
+    care = usual_care().policy(env)
+    arms = {"usual care": care, "no antibiotic after 3 h": trial_arm_without_antibiotic(env)}
+    run_in = RunIn(care, 3)
+    shock = run_trial(env, params, arms, KEY, N, run_in=run_in, inclusion=SEPSIS3_SHOCK)
+    course = clinical_course(env, params, care, KEY, N)
+    alive = np.asarray(course.length) > 3
+    at_3h = alive & (np.asarray(course.vasopressor_dose)[3] > 0)
+    at_3h &= np.asarray(course.lactate)[3] > 2
+    assert shock.enrolled == at_3h.sum() > 0 and shock.run_in_hours == 3
+    # The arm that is the run-in's policy throughout is usual care from admission.
+    np.testing.assert_array_equal(
+        shock.arms["usual care"].died, trial.arms["usual care"].died[at_3h]
+    )
+    assert (shock.arms["no antibiotic after 3 h"].antibiotic_hour == 0).all()  # given in run-in
+    with pytest.raises(ValueError, match=r"RunIn\.hours must be a positive int"):
+        RunIn(care, 0)
+    vaso, vaso_params = sepsisim_jax.make("VasopressorTitration-v0")
+    with pytest.raises(ValueError, match="a run-in needs the hours since admission"):
+        run_trial(vaso, vaso_params, {"a": usual_care().policy(vaso)}, KEY, N, run_in=run_in)
+
+
+def trial_arm_without_antibiotic(env):
+    return usual_care().replace(antibiotic_hour=math.inf).policy(env)
+
+
+def test_table_json_and_forest_plot(trial, tmp_path):
+    figure = plotting.trial_forest(trial)
+    left, right = figure.axes
+    assert [t.get_text() for t in left.get_yticklabels()] == list(trial.arms)
+    assert right.get_xlabel().startswith("risk difference vs no antibiotic")
     table = trial.table()
     assert all(name in table for name in trial.arms) and "risk diff" in table
     saved = json.loads(trial.save(tmp_path / "trial.json").read_text())

@@ -3,8 +3,11 @@
 Every arm treats the same patients: patient ``p`` of a trial with ``key`` is admitted and
 meets the same noise in every arm (the key scheme of :mod:`sepsisim_jax.cohort.scan`), so the
 arms differ only by their treatment, as in a crossover no real trial can run. Inclusion is
-decided on the admission observation (what is known when a patient is enrolled), and the same
-patients are included in every arm.
+decided on the observation at enrolment (what is known then), and the same patients are
+included in every arm. Enrolment is at admission, or after a run-in (:class:`RunIn`): every
+arm first gives the same treatment for some hours, as trials that enrol patients already in
+shock do (SEPSISPAM randomised patients on vasopressors); patients who die during the run-in
+are not enrolled.
 
 Outcomes per patient: death within the episode (the trial's mortality), fluid given in the
 first 24 hours, the peak vasopressor dose, the hour the antibiotic started. Each arm is
@@ -25,6 +28,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 from sepsisim_jax import _checks
 from sepsisim_jax.cohort import chunks, scan_cohort
@@ -39,8 +43,8 @@ FIRST_HOURS = 24  # the window of the fluid-volume outcome
 
 @dataclasses.dataclass(frozen=True)
 class Inclusion:
-    """An inclusion criterion: ``rule`` maps the admission observation (feature name -> array
-    over patients) to a boolean mask of the enrolled patients."""
+    """An inclusion criterion: ``rule`` maps the observation at enrolment (feature name ->
+    array over patients) to a boolean mask of the enrolled patients."""
 
     name: str
     rule: Callable[[Mapping[str, np.ndarray]], np.ndarray]
@@ -63,6 +67,24 @@ SHOCK_AT_ADMISSION = Inclusion(
     "MAP < 65 mmHg and lactate > 2 mmol/L at admission",
     lambda obs: (obs["map_mmhg"] < 65.0) & (obs["lactate"] > 2.0),
 )  # the observable half of Sepsis-3 septic shock (Singer 2016), before fluids
+SEPSIS3_SHOCK = Inclusion(
+    "on a vasopressor with lactate > 2 mmol/L after the run-in",
+    lambda obs: (obs["vasopressor_dose"] > 0.0) & (obs["lactate"] > 2.0),
+)  # Sepsis-3 septic shock (Singer 2016): a vasopressor needed for MAP >= 65 and lactate > 2
+# mmol/L despite adequate fluid; with a run-in of fluids and titrated norepinephrine
+# (usual_care), a patient still on norepinephrine at its end needs it.
+
+
+@dataclasses.dataclass(frozen=True)
+class RunIn:
+    """The treatment every arm gives for the first ``hours`` hours, before enrolment."""
+
+    policy: Policy
+    hours: int
+
+    def __post_init__(self) -> None:
+        _checks.policy("RunIn.policy", self.policy)
+        _checks.positive_int("RunIn.hours", self.hours)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,11 +100,13 @@ class ArmOutcomes:
 
 @dataclasses.dataclass(frozen=True)
 class TrialResult:
-    """A virtual trial: its design, the enrolled patients' outcomes, and the comparisons."""
+    """A virtual trial: its design, the enrolled patients' outcomes, and the comparisons.
+    Outcomes count from admission (a run-in's fluid and doses included)."""
 
     env_id: str
     severity: str
     inclusion: str
+    run_in_hours: int
     screened: int
     reference: str
     arms: dict[str, ArmOutcomes]  # enrolled patients only
@@ -125,6 +149,7 @@ class TrialResult:
             "env_id": self.env_id,
             "severity": self.severity,
             "inclusion": self.inclusion,
+            "run_in_hours": self.run_in_hours,
             "screened": self.screened,
             "enrolled": self.enrolled,
             "reference": self.reference,
@@ -148,6 +173,7 @@ def run_trial(
     n_patients: int,
     *,
     inclusion: Inclusion = EVERYONE,
+    run_in: RunIn | None = None,
     reference: str | None = None,
     n_bootstrap: int = 2000,
     confidence: float = 0.95,
@@ -158,6 +184,10 @@ def run_trial(
     """Screen ``n_patients`` patients of ``key``, enrol those ``inclusion`` admits, and treat
     them under each arm (a name -> policy mapping; :meth:`Protocol.policy
     <sepsisim_jax.trials.protocols.Protocol.policy>` makes one of a protocol).
+
+    With a ``run_in``, every arm gives its policy for its first hours (the arms then need the
+    hours since admission observed) and enrolment is decided on the observation at its end,
+    among the patients alive then.
 
     ``reference`` (default: the first arm) is what the others are compared with. Bootstrap
     intervals are percentile intervals of ``n_bootstrap`` patient-level resamples drawn with
@@ -176,20 +206,31 @@ def run_trial(
     if reference not in arms:
         raise ValueError(f"reference arm {reference!r} is not one of the arms {list(arms)}")
     _checks.instance("inclusion", inclusion, Inclusion, "an Inclusion")
+    _checks.instance("run_in", run_in, RunIn | type(None), "a RunIn or None")
+    enrol_hour = 0
+    if run_in is not None:
+        if "step" not in env.observation_names:
+            raise ValueError(
+                f"a run-in needs the hours since admission ('step') observed, and {env.env_id} "
+                f"observes {list(env.observation_names)}"
+            )
+        enrol_hour = run_in.hours
+        arms = {name: _after_run_in(env, run_in, policy) for name, policy in arms.items()}
 
-    admission, outcomes = None, {}
+    enrolment, outcomes = None, {}
     for name, policy in arms.items():
-        arm_admission, outcomes[name] = _arm(
-            env, params, policy, key, n_patients, chunk_size, progress
+        arm_enrolment, outcomes[name] = _arm(
+            env, params, policy, key, n_patients, enrol_hour, chunk_size, progress
         )
-        if admission is None:
-            admission = arm_admission
-        elif not np.array_equal(admission, arm_admission, equal_nan=True):
-            raise RuntimeError("the arms admitted different patients: the key scheme is broken")
-    assert admission is not None
-    observed = {name: admission[:, i] for i, name in enumerate(env.observation_names)}
+        if enrolment is None:
+            enrolment = arm_enrolment
+        elif not np.array_equal(enrolment, arm_enrolment, equal_nan=True):
+            raise RuntimeError("the arms enrolled different patients: the key scheme is broken")
+    assert enrolment is not None
+    alive = ~np.isnan(enrolment[:, 0])  # NaN: died before enrolment
+    observed = {name: enrolment[:, i] for i, name in enumerate(env.observation_names)}
     try:
-        enrolled = inclusion(observed)
+        enrolled = inclusion(observed) & alive
     except KeyError as error:
         raise ValueError(
             f"inclusion {inclusion.name!r} reads {error}, which {env.env_id} does not observe "
@@ -211,6 +252,7 @@ def run_trial(
         env_id=env.env_id,
         severity=env.severity,
         inclusion=inclusion.name,
+        run_in_hours=enrol_hour,
         screened=n_patients,
         reference=reference,
         arms=arms_enrolled,
@@ -220,21 +262,47 @@ def run_trial(
     )
 
 
+@struct.dataclass(eq=False)
+class _AfterRunIn:
+    """The run-in's policy for its hours, then the arm's (a pytree: one program per arm)."""
+
+    run_in: Any
+    arm: Any
+    hours: jax.Array
+    step: int = struct.field(pytree_node=False)  # the observation's hours since admission
+
+    def __call__(self, key: jax.Array, obs: jax.Array, params: Any) -> jax.Array:
+        early = obs[self.step] < self.hours
+        return jnp.where(early, self.run_in(key, obs, params), self.arm(key, obs, params))
+
+
+def _after_run_in(env: SepsisEnv, run_in: RunIn, policy: Policy) -> _AfterRunIn:
+    return _AfterRunIn(
+        as_pytree(run_in.policy),
+        as_pytree(policy),
+        np.asarray(run_in.hours, np.float32),
+        env.observation_index("step"),
+    )
+
+
 def _arm(
     env: SepsisEnv,
     params: Any,
     policy: Policy,
     key: jax.Array,
     n_patients: int,
+    enrol_hour: int,
     chunk_size: int,
     progress: bool,
 ) -> tuple[np.ndarray, ArmOutcomes]:
-    """Admission observations and outcomes of every patient under ``policy``."""
+    """Observations at enrolment (NaN for a patient who died before) and outcomes of every
+    patient under ``policy``."""
     width = padded_width(min(chunk_size, n_patients))
     tree = as_pytree(policy)
     parts: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
+    hour = np.int32(enrol_hour)
     for _, keep, (admission, books) in chunks(
-        lambda first: _chunk(env, params, tree, key, patient_range(first, width)),
+        lambda first: _chunk(env, params, tree, key, patient_range(first, width), hour),
         n_patients,
         width,
         progress=progress,
@@ -248,7 +316,12 @@ def _arm(
 
 @partial(jax.jit, static_argnums=(0,))
 def _chunk(
-    env: SepsisEnv, params: Any, policy: Any, key: jax.Array, patients: jax.Array
+    env: SepsisEnv,
+    params: Any,
+    policy: Any,
+    key: jax.Array,
+    patients: jax.Array,
+    enrol_hour: jax.Array,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     patients = constrain_patients(patients)
     dose = FEATURES["vasopressor_dose"].read
@@ -261,7 +334,7 @@ def _chunk(
         "fluid_24h_ml": jnp.zeros(n, jnp.float32),
         "peak_dose": jnp.zeros(n, jnp.float32),
         "antibiotic_hour": jnp.full(n, nan),
-        "admission": jnp.zeros((n, len(env.observation_names)), jnp.float32),
+        "enrolment": jnp.full((n, len(env.observation_names)), nan),
     }
 
     def record(books, obs, state, action, output):
@@ -283,9 +356,11 @@ def _chunk(
             "antibiotic_hour": jnp.where(
                 started, state.time.astype(jnp.float32), books["antibiotic_hour"]
             ),
-            # hour 0's observation is the one at admission (no auto-reset here)
-            "admission": jnp.where(
-                (state.time == 0)[:, None], obs.astype(jnp.float32), books["admission"]
+            # the observation an action of the enrolment hour sees (no auto-reset here)
+            "enrolment": jnp.where(
+                (active & (state.time == enrol_hour))[:, None],
+                obs.astype(jnp.float32),
+                books["enrolment"],
             ),
         }
         return books, None
@@ -294,7 +369,7 @@ def _chunk(
         env, params, policy, key, patients, None, record, start, auto_reset=False
     )
     del books["active"]
-    return books.pop("admission"), books
+    return books.pop("enrolment"), books
 
 
 def _compare(
