@@ -172,6 +172,15 @@ def test_calibration_v1(tmp_path, monkeypatch):
     assert len(results["antibiotic_delay"]) == 3 and results["tier_fractions"]
     assert len(results["antibiotic_delay"][0]["survival_by_hour"]) == 13
     assert all({"section", "band", "value", "met"} <= set(t) for t in results["targets"])
+    # Every target says what it is evidence of; replicates of one fact count once.
+    kinds = {"clinical-independent", "clinical-by-construction", "self-consistency"}
+    assert {t["kind"] for t in results["targets"]} <= kinds
+    by_fact = {f["fact"]: f for f in results["facts"]}
+    for fact in by_fact.values():
+        replicates = [t for t in results["targets"] if t["fact"] == fact["fact"]]
+        assert fact["replicates"] == len(replicates) > 0
+        assert fact["met"] == all(t["met"] for t in replicates)
+    assert sum(f["replicates"] for f in results["facts"]) == len(results["targets"])
     assert not figure.exists()  # the figure is a full run's
 
 

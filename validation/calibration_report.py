@@ -17,7 +17,12 @@ from calibration_cohorts import (
     RANDOM,
     SPREAD,
 )
-from calibration_sections import HYPOTENSION_BINS, KUMAR_LOSS_PER_HOUR, KUMAR_SURVIVAL_HOUR0
+from calibration_sections import (
+    HYPOTENSION_BINS,
+    KINDS,
+    KUMAR_LOSS_PER_HOUR,
+    KUMAR_SURVIVAL_HOUR0,
+)
 from common import verdict
 from matplotlib.figure import Figure
 
@@ -217,7 +222,7 @@ def print_survival(rows: list[dict], fractions: list[dict], n: int) -> None:
     print("harmed by heur.: survive untreated but die under the heuristic")
 
 
-def print_targets(targets: list[dict]) -> None:
+def print_targets(targets: list[dict], facts: list[dict]) -> None:
     print("\nTargets (met when the model's value lies in the band):")
     cols: list[Column] = [
         ("section", "<19", lambda r: r["section"]),
@@ -228,7 +233,21 @@ def print_targets(targets: list[dict]) -> None:
         ("verdict", "<7", lambda r: verdict(r["met"])),
     ]
     print(text_table(targets, cols))
-    print(f"{sum(t['met'] for t in targets)} of {len(targets)} targets met")
+    print("\nFacts (replicates counted once; a fact is met when every replicate is):")
+    fact_cols: list[Column] = [
+        ("fact", "<78", lambda r: r["fact"]),
+        ("kind", "<24", lambda r: r["kind"]),
+        ("met", ">7", lambda r: f"{r['replicates_met']}/{r['replicates']}"),
+        ("verdict", "<7", lambda r: verdict(r["met"])),
+    ]
+    print(text_table(facts, fact_cols))
+    for kind in KINDS:
+        of_kind = [f for f in facts if f["kind"] == kind]
+        print(f"{kind}: {sum(f['met'] for f in of_kind)} of {len(of_kind)} facts met")
+    print("Caveats (where a comparison is not like-for-like, or not a test):")
+    for f in facts:
+        if f["caveat"]:
+            print(f"  {f['fact']}: {f['caveat']}")
 
 
 def print_tables(results: dict[str, Any]) -> None:
@@ -243,7 +262,7 @@ def print_tables(results: dict[str, Any]) -> None:
         print_refractory(results["refractory"])
     print_fates(results["fates"], results["environment"]["fate_hours"])
     print_survival(results["survival"], results["tier_fractions"], n)
-    print_targets(results["targets"])
+    print_targets(results["targets"], results["facts"])
 
 
 def antibiotic_figure(rows: list[dict], n_patients: int) -> Figure:

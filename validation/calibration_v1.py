@@ -48,7 +48,7 @@ from calibration_cohorts import (  # noqa: E402
 )
 from calibration_outcomes import fates, hypotension, refractory, tier_fractions  # noqa: E402
 from calibration_report import antibiotic_figure, print_tables  # noqa: E402
-from calibration_sections import antibiotic_delay, bolus  # noqa: E402
+from calibration_sections import antibiotic_delay, bolus, facts  # noqa: E402
 from common import machine_info, output_path, write_results  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
@@ -129,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "tier_fractions": fraction_rows,
         "targets": delay_targets + bolus_targets + hypo_targets + refr_targets + fate_targets,
     }
+    results["facts"] = facts(results["targets"])  # replicates counted once, by kind
     for t in results["targets"]:  # JSON has no infinity
         t["band"] = [None if np.isinf(v) else v for v in t["band"]]
     print_tables(results)
