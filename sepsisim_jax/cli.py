@@ -1,5 +1,6 @@
 """Command line: ``rollout`` (cohorts under the baselines), ``train`` and ``evaluate`` (PPO),
-``dataset`` (a Minari dataset of logged episodes under a behaviour policy).
+``dataset`` (a Minari dataset of logged episodes under a behaviour policy), ``trial`` (a
+virtual trial of treatment protocols).
 
 On a CPU, JAX runs one device's loop on one core. ``train`` therefore splits its seeds over one
 host device per core unless told otherwise (``--devices``, or the user's own ``XLA_FLAGS``):
@@ -122,7 +123,42 @@ def build_parser() -> argparse.ArgumentParser:
     _add_devices(evaluate, "evaluate")
     _add_distributed(evaluate)
     _add_dataset(commands)
+    _add_trial(commands)
     return parser
+
+
+INCLUSIONS = ("everyone", "hypotensive", "shock-at-admission", "sepsis3-shock")
+
+
+def _add_trial(commands: Any) -> None:
+    trial = commands.add_parser(
+        "trial",
+        help="a virtual trial: treatment protocols on the same virtual patients",
+        description="Treat the same virtual patients under each arm and report mortality, the "
+        "risk difference and ratio against the first arm with paired bootstrap intervals, and "
+        "the secondary outcomes. An arm is [NAME=]BASE[:SETTING=VALUE,...], with BASE one of "
+        "usual_care (settings: the fields of sepsisim_jax.trials.Protocol), heuristic, random "
+        "or none; e.g. 'late antibiotic=usual_care:antibiotic_hour=6'.",
+    )
+    trial.add_argument("--env", choices=env_ids(), default="SepsisManagement-v1")
+    trial.add_argument("--severity", choices=SEVERITIES, default="medium")
+    trial.add_argument(
+        "--spread", type=float, default=0.2, help="virtual patients: patient_spread in [0, 1]"
+    )
+    trial.add_argument(
+        "--arm", action="append", help="an arm (repeat the flag; default: usual_care, heuristic)"
+    )
+    trial.add_argument("--patients", type=_positive_int, default=2000, help="screened")
+    trial.add_argument("--include", choices=INCLUSIONS, default="everyone")
+    trial.add_argument(
+        "--run-in",
+        type=_positive_int,
+        help="hours of usual care every arm gives before enrolment (needed by sepsis3-shock)",
+    )
+    trial.add_argument("--bootstrap", type=_positive_int, default=2000, help="resamples")
+    trial.add_argument("--seed", type=int, default=0, help="key of the patients")
+    trial.add_argument("--json", type=Path, help="write the design and the rows to this file")
+    trial.add_argument("--figure", type=Path, help="write a forest plot (PNG) to this file")
 
 
 def _add_dataset(commands: Any) -> None:
@@ -483,6 +519,89 @@ def run_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_arm(spec: str, env: Any) -> tuple[str, Any]:
+    """``[NAME=]BASE[:SETTING=VALUE,...]`` as ``(name, policy)`` for ``env``."""
+    from sepsisim_jax.trials import Protocol, usual_care
+
+    head, _, settings = spec.partition(":")
+    name, _, base = head.rpartition("=")
+    name = name or (spec if settings else head)
+    bases = ("usual_care", "heuristic", "random", "none")
+    if base not in bases:
+        raise ValueError(f"arm {spec!r}: the base must be one of {bases}, got {base!r}")
+    if settings and base != "usual_care":
+        raise ValueError(f"arm {spec!r}: only usual_care takes settings")
+    if base == "usual_care":
+        changes = {}
+        for item in filter(None, settings.split(",")):
+            key, _, value = item.partition("=")
+            if key not in Protocol.__dataclass_fields__:
+                fields = list(Protocol.__dataclass_fields__)
+                raise ValueError(f"arm {spec!r}: unknown setting {key!r}; settings: {fields}")
+            try:
+                changes[key] = float(value)
+            except ValueError:
+                raise ValueError(f"arm {spec!r}: {key} must be a number, got {value!r}") from None
+        return name, usual_care().replace(**changes).policy(env)
+    if base == "none":
+        zeros = jax.numpy.zeros(env.num_actions, jax.numpy.float32)
+        return name, lambda key, obs, params: zeros
+    return name, POLICIES[base](env)
+
+
+def run_trial_command(args: argparse.Namespace) -> int:
+    from sepsisim_jax import trials
+    from sepsisim_jax.plotting import trial_forest
+
+    inclusion = {
+        "everyone": trials.EVERYONE,
+        "hypotensive": trials.HYPOTENSIVE,
+        "shock-at-admission": trials.SHOCK_AT_ADMISSION,
+        "sepsis3-shock": trials.SEPSIS3_SHOCK,
+    }[args.include]
+    try:
+        env, params = make(args.env, severity=args.severity, patient_spread=args.spread)
+        arms = dict(parse_arm(spec, env) for spec in args.arm or ["usual_care", "heuristic"])
+        if len(arms) < len(args.arm or [0, 0]):
+            raise ValueError("two arms have the same name; name them NAME=BASE")
+        if args.include == "sepsis3-shock" and args.run_in is None:
+            raise ValueError("sepsis3-shock enrols after a run-in: give --run-in HOURS")
+        run_in = (
+            None
+            if args.run_in is None
+            else trials.RunIn(trials.usual_care().policy(env), args.run_in)
+        )
+        result = trials.run_trial(
+            env,
+            params,
+            arms,
+            jax.random.key(args.seed),
+            args.patients,
+            inclusion=inclusion,
+            run_in=run_in,
+            n_bootstrap=args.bootstrap,
+            progress=True,
+        )
+    except (ValueError, TypeError) as error:
+        raise SystemExit(f"sepsisim-jax trial: error: {error}") from error
+    print(
+        f"{args.env} ({args.severity}, spread {args.spread:g}): {result.enrolled:,} of "
+        f"{result.screened:,} patients enrolled ({result.inclusion}"
+        + (f", after {args.run_in} h of usual care" if args.run_in else "")
+        + f"); reference arm {result.reference!r}"
+    )
+    print(result.table())
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        result.save(args.json)
+        print(f"wrote {args.json}")
+    if args.figure:
+        args.figure.parent.mkdir(parents=True, exist_ok=True)
+        trial_forest(result).savefig(args.figure, dpi=110)
+        print(f"wrote {args.figure}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; ``argv`` defaults to ``sys.argv[1:]``. Run as a command (``argv``
     not given), ``train``, and ``rollout`` or ``evaluate`` given ``--devices``, relaunch
@@ -500,6 +619,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_train(args)
     if args.command == "dataset":
         return run_dataset(args)
+    if args.command == "trial":
+        return run_trial_command(args)
     _initialize_distributed(args)
     if jax.process_index() > 0:  # a worker of a distributed job: compute, do not report
         args.json = None

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import sepsisim_jax
-from sepsisim_jax import plotting
+from sepsisim_jax import cli, plotting
 from sepsisim_jax.cohort import clinical_course, patient_keys, rollout_episodes
 from sepsisim_jax.trials import (
     EVERYONE,
@@ -249,3 +249,35 @@ def test_bad_trials_raise(management):
     unknown = Inclusion("age", lambda obs: obs["age"] > 65)
     with pytest.raises(ValueError, match="reads 'age', which SepsisManagement-v0 does not"):
         run_trial(env, params, arms, KEY, N, inclusion=unknown, chunk_size=64)
+
+
+def test_the_command_line_runs_a_trial_of_named_arms(trial, tmp_path, capsys):
+    out, figure = tmp_path / "trial.json", tmp_path / "trial.png"
+    argv = ["trial", "--env", "SepsisManagement-v0", "--severity", "hard", "--spread", "0"]
+    argv += ["--patients", str(N), "--seed", "11", "--bootstrap", "500"]
+    argv += ["--arm", "no antibiotic=usual_care:antibiotic_hour=inf", "--arm", "usual_care"]
+    assert cli.main([*argv, "--json", str(out), "--figure", str(figure)]) == 0
+    saved = json.loads(out.read_text())
+    assert [row["arm"] for row in saved["rows"]] == ["no antibiotic", "usual_care"]
+    for got, expected in zip(saved["rows"], trial.rows[:2], strict=True):
+        got, expected = ({k: v for k, v in r.items() if k != "arm"} for r in (got, expected))
+        assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    assert figure.stat().st_size > 0
+    assert f"{N:,} of {N:,} patients enrolled" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("arms", "extra", "message"),
+    [
+        (["usual_care:dose=1"], [], "unknown setting 'dose'"),
+        (["best=ppo"], [], "the base must be one of"),
+        (["heuristic:map_target=80"], [], "only usual_care takes settings"),
+        (["usual_care:map_target=high"], [], "map_target must be a number"),
+        (["usual_care", "usual_care"], [], "two arms have the same name"),
+        (["usual_care"], ["--include", "sepsis3-shock"], "give --run-in HOURS"),
+    ],
+)
+def test_bad_trial_arguments_exit_with_the_reason(arms, extra, message):
+    argv = ["trial", "--env", "SepsisManagement-v0", "--patients", "8", *extra]
+    with pytest.raises(SystemExit, match=message):
+        cli.main(argv + [a for arm in arms for a in ("--arm", arm)])
