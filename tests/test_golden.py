@@ -1,7 +1,10 @@
-"""Every output is bit for bit what commit 69dd7f3 gave, before the package was regrouped.
+"""Every output is bit for bit what the fixture holds: a refactor changes no output.
 
-``tests/fixtures/golden_69dd7f3.npz`` holds the outputs of the cases below, computed at
-69dd7f3 with that commit's module paths (CHANGELOG.md lists the moves):
+``tests/fixtures/golden.npz`` holds the outputs of the cases below. They were first computed at
+commit 69dd7f3, before the package was regrouped (with that commit's module paths; CHANGELOG.md
+lists the moves), and recorded again, with ``python -m tests.test_golden``, when the fixed-step
+RK4 was written out instead of run through diffrax's loop (which moved float32 bits; see
+CHANGELOG.md). The cases:
 trajectories of all six ids with and without virtual patients; for SepsisManagement v0 and v1
 ``rollout_episodes`` (heuristic), ``cohort_summary`` (random, and by bins of a drawn
 parameter) and ``clinical_course``; logged episodes, a Minari dataset read back, policy values,
@@ -31,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-FIXTURE = Path(__file__).parent / "fixtures" / "golden_69dd7f3.npz"
+FIXTURE = Path(__file__).parent / "fixtures" / "golden.npz"
 IDS = (
     "FluidResuscitation-v0",
     "VasopressorTitration-v0",
@@ -286,7 +289,7 @@ def test_core_cases_are_cases_of_the_fixture(golden):
 
 
 @pytest.mark.slow
-def test_outputs_are_bit_for_bit_those_of_69dd7f3(name, golden, tmp_path):
+def test_outputs_are_bit_for_bit_those_of_the_fixture(name, golden, tmp_path):
     got = run_case(current_api(), name, tmp_path)
     expected = {renamed(k): v for k, v in golden.items() if k.startswith(name + "/")}
     assert expected, f"the fixture has no case {name}"
@@ -299,3 +302,20 @@ def renamed(key: str) -> str:
     for old, new in RENAMED.items():
         key = key.replace(old, new)
     return key
+
+
+def record(path: Path = FIXTURE) -> None:
+    """Compute every case with today's code and write them as the fixture (a change meant to
+    move outputs does this, and says so in CHANGELOG.md)."""
+    import tempfile
+
+    api, out = current_api(), {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in CASES:
+            out |= run_case(api, name, Path(tmp))
+    np.savez_compressed(path, **out)
+    print(f"wrote {len(out)} arrays of {len(CASES)} cases to {path.name}")
+
+
+if __name__ == "__main__":
+    record()
