@@ -5,15 +5,6 @@ from __future__ import annotations
 
 import os
 
-# diffrax checks its arguments inside the compiled program (``equinox.error_if``), by default
-# through a host callback, and JAX never writes a program with a host callback to its
-# persistent cache. In "nan" mode a failed check makes its result NaN instead of raising (the
-# suite checks outputs for finiteness) and the programs are cached: a second run reuses them
-# (tests/envs/test_v1.py took 64 s with a cold cache, 18 s with a warm one). Within one run
-# from a clean clone few programs repeat, so it saves little there. Equinox reads the mode
-# when it is first imported, which is after this file; subprocesses inherit it.
-os.environ.setdefault("EQX_ON_ERROR", "nan")
-
 import jax
 import numpy as np
 import pytest
