@@ -100,7 +100,7 @@ class Protocol:
                 f"this protocol needs {missing} observed, and {env.env_id} (observation "
                 f"{env.observation!r}) observes {list(env.observation_names)}"
             )
-        index = {name: env.observation_names.index(name) for name in needs}
+        index = {name: env.observation_index(name) for name in needs}
         fields = dataclasses.fields(Protocol)
         settings = {f.name: np.asarray(getattr(self, f.name), np.float32) for f in fields}
         return ProtocolPolicy(settings, tuple(sorted(index.items())), components)

@@ -301,17 +301,17 @@ def _arm(
     tree = as_pytree(policy)
     parts: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
     hour = np.int32(enrol_hour)
-    for _, keep, (admission, books) in chunks(
+    for _, keep, (enrolment, books) in chunks(
         lambda first: _chunk(env, params, tree, key, patient_range(first, width), hour),
         n_patients,
         width,
         progress=progress,
         desc=env.env_id,
     ):
-        parts.append((admission[:keep], {k: v[:keep] for k, v in books.items()}))
-    admission = np.concatenate([a for a, _ in parts])
+        parts.append((enrolment[:keep], {k: v[:keep] for k, v in books.items()}))
+    enrolment = np.concatenate([e for e, _ in parts])
     books = {k: np.concatenate([b[k] for _, b in parts]) for k in parts[0][1]}
-    return admission, ArmOutcomes(**books)
+    return enrolment, ArmOutcomes(**books)
 
 
 @partial(jax.jit, static_argnums=(0,))
