@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 
 MAX_FLUID_ML = 1000.0  # largest bolus per step, mL (sepsisim 0.1.0)
-MAX_DOSE = 2.0  # largest norepinephrine-equivalent dose, mcg/kg/min (sepsisim 0.1.0)
+MAX_DOSE = 2.0  # largest dose, mcg/kg/min of norepinephrine base (sepsisim 0.1.0)
 MAX_DOSE_CHANGE = 0.1  # largest dose change per step, mcg/kg/min (sepsisim 0.1.0)
 SWITCH_THRESHOLD = 0.5  # a switch action above this switches it on (sepsisim 0.1.0)
 

@@ -16,14 +16,16 @@ and the couplings are
     dP/dt   += - k_abx P                                   (antibiotic, from the hour given)
     dD/dt   += k_hypo max(0, 1 - MAP / MAP_auto) + k_ov max(0, O - O_thr)
     dO/dt    = u - k_ex O                                   (all infused fluid leaks)
+    dL/dt    = lactate production - clearance               (:mod:`.perfusion`)
 
 with the Reynolds equations of :mod:`~sepsisim_jax.physiology.reynolds2006` otherwise
 unchanged. A bolus therefore raises MAP while it runs and not after: the fraction of an
 infusion of length ``T`` still in the vessels at its end is ``1 / (k T)`` (quasi-steady;
 ``(1 - exp(-k T)) / (k T)`` with the fast mode kept)
 (Ernest et al. 1999 measured about a quarter in sepsis). Sources and assumptions are listed
-per parameter and in ``docs/physiology.md``. After the step the observed MAP adds
-measurement noise; lactate, urine output and SOFA follow from it as in v0. Tissue damage is
+per parameter and in ``docs/physiology.md``. Lactate is a state driven by the noise-free
+MAP, ``N*`` and ``D``; after the step the observed MAP and urine output add measurement
+noise, which changes observations only, never the state. Tissue damage is
 reported as the fraction ``0.9 D / D_lethal`` (at most 1), so the tasks' death rule
 (fraction >= 0.9) is ``D >= D_lethal``; the fluid the tasks see is the retained excess
 ``V + O``.
@@ -31,18 +33,17 @@ reported as the fraction ``0.9 D / D_lethal`` (at most 1), so the tasks' death r
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-from sepsisim_jax.physiology import cardiovascular, lactate, reynolds2006
+from sepsisim_jax.physiology import cardiovascular, perfusion, reynolds2006
 from sepsisim_jax.physiology.cardiovascular import VOLUME_RANGE
 from sepsisim_jax.physiology.interface import ModelFeature, Treatment
-from sepsisim_jax.physiology.lactate import LactateParams
+from sepsisim_jax.physiology.lactate import ADMISSION_LACTATE_RANGE, LACTATE_RANGE
 from sepsisim_jax.physiology.noise import Draws, NoiseParams
 from sepsisim_jax.physiology.parameters import param
+from sepsisim_jax.physiology.perfusion import LactateKineticsParams, RenalParams
 from sepsisim_jax.physiology.reynolds2006 import ReynoldsParams, ReynoldsState
 from sepsisim_jax.physiology.solver import Integrator
 
@@ -103,7 +104,8 @@ class CoupledParams:
 
     reynolds: ReynoldsParams = struct.field(default_factory=ReynoldsParams)
     circulation: CirculationParams = struct.field(default_factory=CirculationParams)
-    lactate: LactateParams = struct.field(default_factory=LactateParams)
+    lactate: LactateKineticsParams = struct.field(default_factory=LactateKineticsParams)
+    kidney: RenalParams = struct.field(default_factory=RenalParams)
     noise: NoiseParams = struct.field(default_factory=NoiseParams)
     dt: float = param(1.0, 0.25, 4.0, "h", "one decision per hour, as v0", per_patient=False)
     initial_pathogen: float = param(
@@ -121,10 +123,11 @@ class CoupledParams:
 
 @struct.dataclass
 class CoupledODE:
-    """The integrated state: inflammation and the fluid leaked into the tissues."""
+    """The integrated state: inflammation, the fluid leaked into the tissues, lactate."""
 
     inflammation: ReynoldsState
     interstitial: jax.Array  # L
+    lactate: jax.Array  # mmol/L
 
 
 @struct.dataclass
@@ -144,8 +147,8 @@ class CoupledState:
     plasma: jax.Array  # L from normal, at the end of the step
     vaso_dose: jax.Array
     map_mmhg: jax.Array  # observed (with noise)
-    lactate: jax.Array
-    urine: jax.Array
+    lactate: jax.Array  # the state's, mmol/L
+    urine: jax.Array  # observed (with noise)
     damage: jax.Array  # 0.9 D / D_lethal, at most 1
     volume: jax.Array  # retained excess fluid V + O, L
 
@@ -180,13 +183,16 @@ def vector_field(t: jax.Array, y: CoupledODE, args: tuple[CoupledParams, Drive])
     p, drive = args
     c, infl = p.circulation, y.inflammation
     plasma = plasma_volume(infl.damage, drive.fluid_rate, c)
-    perfusion = true_map(infl.phagocytes, plasma, drive.vaso_dose, c) / c.autoregulation_map
-    injury = c.hypoperfusion_damage * jnp.maximum(0.0, 1.0 - perfusion) + c.overload_damage * (
-        jnp.maximum(0.0, y.interstitial - c.overload_threshold)
-    )
+    map_mmhg = true_map(infl.phagocytes, plasma, drive.vaso_dose, c)
+    injury = c.hypoperfusion_damage * jnp.maximum(
+        0.0, 1.0 - map_mmhg / c.autoregulation_map
+    ) + c.overload_damage * jnp.maximum(0.0, y.interstitial - c.overload_threshold)
     return CoupledODE(
         inflammation=reynolds2006.rates(infl, p.reynolds, drive.pathogen_kill, injury),
         interstitial=drive.fluid_rate - c.excretion_rate * y.interstitial,
+        lactate=perfusion.lactate_rate(
+            y.lactate, map_mmhg, infl.phagocytes, infl.damage, p.lactate
+        ),
     )
 
 
@@ -199,25 +205,26 @@ def _observe(
     y: CoupledODE,
     drive: Drive,
     p: CoupledParams,
-    lactate_at: Callable[[jax.Array, jax.Array], jax.Array],
     map_z: jax.Array,
     urine_z: jax.Array,
     dtype: jnp.dtype,
 ) -> CoupledState:
-    """The state seen after ``y``: noisy MAP, ``lactate_at(MAP, damage fraction)``, urine."""
+    """The state seen after ``y``: the noisy MAP and urine output are observations; every
+    other field is a function of ``y`` and the treatment alone."""
     cast = lambda x: jnp.asarray(x, dtype)  # noqa: E731
-    plasma = plasma_volume(y.inflammation.damage, drive.fluid_rate, p.circulation)
-    map_true = true_map(y.inflammation.phagocytes, plasma, drive.vaso_dose, p.circulation)
+    infl = y.inflammation
+    plasma = plasma_volume(infl.damage, drive.fluid_rate, p.circulation)
+    map_true = true_map(infl.phagocytes, plasma, drive.vaso_dose, p.circulation)
     map_mmhg = jnp.clip(map_true + p.noise.map_noise_sd * map_z, *cardiovascular.MAP_RANGE)
-    fraction = damage_fraction(y, p)
+    urine_noise = p.noise.urine_noise_sd * urine_z
     return CoupledState(
         ode=jax.tree.map(cast, y),
         plasma=cast(plasma),
         vaso_dose=cast(drive.vaso_dose),
         map_mmhg=cast(map_mmhg),
-        lactate=cast(lactate_at(map_mmhg, fraction)),
-        urine=cast(cardiovascular.urine_output(map_mmhg, p.noise.urine_noise_sd * urine_z)),
-        damage=cast(fraction),
+        lactate=cast(y.lactate),
+        urine=cast(perfusion.urine_output(map_true, infl.damage, urine_noise, p.kidney)),
+        damage=cast(damage_fraction(y, p)),
         volume=cast(jnp.clip(plasma + y.interstitial, *VOLUME_RANGE)),
     )
 
@@ -230,21 +237,31 @@ def admit(
     dtype: jnp.dtype,
 ) -> CoupledState:
     """Admission at the onset of infection: jittered ``P0`` into a resting host at normal plasma
-    volume; fluid given before admission (``volume``, L) has already leaked into the tissues."""
+    volume, with the lactate of that state (production balancing clearance) times the
+    admission jitter; fluid given before admission (``volume``, L) has already leaked into the
+    tissues."""
     noise = params.noise
     pathogen = params.initial_pathogen * (1.0 + noise.admission_jitter * draws.bacteria_u)
+    inflammation = reynolds2006.initial_state(params.reynolds, pathogen, dtype)
+    dose = jnp.asarray(vaso_dose, dtype)
+    c = params.circulation
+    map_true = true_map(
+        inflammation.phagocytes, plasma_volume(inflammation.damage, 0.0, c), dose, c
+    )
+    resting = perfusion.steady_lactate(
+        map_true, inflammation.phagocytes, inflammation.damage, params.lactate
+    )
+    lactate = jnp.clip(
+        resting * (1.0 + noise.admission_jitter * draws.lactate_u), *ADMISSION_LACTATE_RANGE
+    )
     y = CoupledODE(
-        inflammation=reynolds2006.initial_state(params.reynolds, pathogen, dtype),
+        inflammation=inflammation,
         interstitial=jnp.asarray(volume, dtype),
+        lactate=jnp.asarray(lactate, dtype),
     )
     zero = jnp.zeros((), dtype)
-    drive = Drive(zero, jnp.asarray(vaso_dose, dtype), zero)
-    lac = lactate.admission_lactate(
-        params.lactate, 0.0, 1.0 + noise.admission_jitter * draws.lactate_u
-    )
-    return _observe(
-        y, drive, params, lambda *_: lac, draws.admission_map_z, draws.admission_urine_z, dtype
-    )
+    drive = Drive(zero, dose, zero)
+    return _observe(y, drive, params, draws.admission_map_z, draws.admission_urine_z, dtype)
 
 
 def advance(
@@ -264,12 +281,11 @@ def advance(
         pathogen_kill=jnp.asarray(treatment.antibiotic_efficacy, dtype),
     )
     y = integrate(state.ode, params, drive, dt)
-    y = y.replace(inflammation=reynolds2006.clip_state(y.inflammation))
-
-    def lactate_at(map_mmhg: jax.Array, fraction: jax.Array) -> jax.Array:
-        return lactate.lactate_step(state.lactate, map_mmhg, fraction, params.lactate, dt)
-
-    return _observe(y, drive, params, lactate_at, draws.map_z, draws.urine_z, dtype)
+    y = y.replace(
+        inflammation=reynolds2006.clip_state(y.inflammation),
+        lactate=jnp.clip(y.lactate, *LACTATE_RANGE),
+    )
+    return _observe(y, drive, params, draws.map_z, draws.urine_z, dtype)
 
 
 # The hidden state v1 reports in ``info`` besides the shared state (bounds from the params).

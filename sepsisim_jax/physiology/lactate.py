@@ -1,4 +1,4 @@
-"""Single-compartment lactate kinetics: production by hypoperfusion and injury, hepatic clearance.
+"""v0's lactate: production by hypoperfusion and injury, hepatic clearance (v1: :mod:`.perfusion`).
 
 One explicit Euler step of length ``dt`` per environment step, after sepsisim 0.1.0:
 

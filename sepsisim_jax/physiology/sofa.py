@@ -1,7 +1,11 @@
 """Simplified SOFA score (0-12): cardiovascular, renal and a lactate proxy for the metabolic part.
 
-Three of the six Sequential Organ Failure Assessment components (Singer et al., Sepsis-3,
-JAMA 2016), each 0-4, with the thresholds of sepsisim 0.1.0. Lactate stands in for bilirubin.
+A proxy built from three of the six Sequential Organ Failure Assessment components
+(Vincent et al. 1996; Singer et al., Sepsis-3, JAMA 2016), each 0-4, with the thresholds of
+sepsisim 0.1.0. It differs from the published score: any vasopressor gives 2 cardiovascular
+points (published: dopamine or dobutamine), renal points come from urine output alone
+(published: creatinine, and urine only below 500 and 200 mL/day), and lactate stands in for
+bilirubin. ``docs/physiology.md`` tabulates the differences.
 """
 
 from __future__ import annotations

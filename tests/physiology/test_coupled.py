@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sepsisim_jax.physiology import coupled, reynolds2006
+from sepsisim_jax.physiology import coupled, perfusion, reynolds2006, sofa
 from sepsisim_jax.physiology.cardiovascular import MAP_RANGE, VOLUME_RANGE
 from sepsisim_jax.physiology.coupled import CirculationParams, CoupledODE, CoupledParams, Drive
 from sepsisim_jax.physiology.interface import Treatment
@@ -51,10 +51,11 @@ def _random_states(n: int, seed: int) -> CoupledODE:
     """Positive states over the range the model visits, float64."""
     rng = np.random.Generator(np.random.PCG64(seed))
     p, n_star, d, c_a = rng.uniform(0.0, [10.0, 1.2, 20.0, 0.6], size=(n, 4)).T
-    leaked = rng.uniform(0.0, 12.0, n)
+    leaked, lactate = rng.uniform([0.0, 0.5], [12.0, 15.0], size=(n, 2)).T
     return CoupledODE(
         inflammation=ReynoldsState(*(jnp.asarray(x) for x in (p, n_star, d, c_a))),
         interstitial=jnp.asarray(leaked),
+        lactate=jnp.asarray(lactate),
     )
 
 
@@ -173,7 +174,7 @@ def test_fluid_overload_adds_damage_only_above_its_threshold():
     c = params.circulation
     leaked = jnp.linspace(0.0, 12.0, 121)
     healthy = ReynoldsState(*(jnp.full_like(leaked, v) for v in (0.0, 0.0, 0.0, 0.125)))
-    y = CoupledODE(inflammation=healthy, interstitial=leaked)
+    y = CoupledODE(inflammation=healthy, interstitial=leaked, lactate=jnp.ones_like(leaked))
     # N* = 0: MAP is 85 mmHg or more, so the only extra damage is the overload term.
     field = _field(y, params)
     extra = np.asarray(
@@ -229,6 +230,95 @@ def test_with_the_couplings_off_inflammation_is_the_published_model_exactly():
     # Switched on, the same states and patients do get extra damage (the check can fail).
     on = _field(y, replace_params(params, hypoperfusion_damage=1.0, overload_damage=0.1))
     assert np.any(on.inflammation.damage != published.damage)
+
+
+# --- lactate and urine output: readouts of the noise-free state ------------------------------
+
+
+def test_lactate_is_produced_by_hypoperfusion_and_inflammation_and_cleared_by_the_liver():
+    params = _medium_patient()
+    c, lac = params.circulation, params.lactate
+    y = _random_states(512, seed=5)
+    fluid = jnp.linspace(0.0, 1.0, 512)
+    field = _field(y, params, fluid=fluid, dose=0.05)
+    infl = y.inflammation
+    map_mmhg = np.asarray(
+        coupled.true_map(infl.phagocytes, coupled.plasma_volume(infl.damage, fluid, c), 0.05, c)
+    )
+    n_star, damage, lactate = (np.asarray(x) for x in (infl.phagocytes, infl.damage, y.lactate))
+    assert 50 < np.sum(map_mmhg < 65.0) < 500  # both regimes are sampled
+    production = 4.0 * np.maximum(0.0, 1.0 - map_mmhg / 65.0) + 1.2 * n_star
+    clearance = 0.3 * np.minimum(1.0, map_mmhg / 65.0) / (1.0 + damage / 5.0)
+    assert (lac.hypoperfusion_production, lac.inflammatory_production) == (4.0, 1.2)
+    expected = production - clearance * (lactate - 1.0)
+    np.testing.assert_allclose(field.lactate, expected, rtol=1e-9, atol=1e-12)
+    # The patient's death threshold is not an input: drawing another leaves lactate alone.
+    other = _field(y, replace_params(params, lethal_damage=6.0), fluid=fluid, dose=0.05)
+    np.testing.assert_array_equal(other.lactate, field.lactate)
+    # The steady state is where production balances clearance.
+    steady = perfusion.steady_lactate(map_mmhg, n_star, damage, lac)
+    rate = perfusion.lactate_rate(steady, map_mmhg, n_star, damage, lac)
+    np.testing.assert_allclose(rate, 0.0, atol=1e-12)
+
+
+def test_urine_output_is_normal_in_health_and_falls_with_pressure_and_kidney_injury():
+    kidney = CoupledParams().kidney
+    map_mmhg = jnp.asarray([85.0, 75.0, 60.0, 45.0, 30.0])
+    healthy = np.asarray(perfusion.urine_output(map_mmhg, 0.0, 0.0, kidney))
+    np.testing.assert_allclose(healthy, [1.0, 1.0, 0.5, 0.0, 0.0], rtol=1e-12)
+    injured = np.asarray(perfusion.urine_output(map_mmhg, 4.0, 0.0, kidney))
+    np.testing.assert_allclose(injured, healthy / 2.0, rtol=1e-12)
+    # Noise is added to the output, which stays in its range.
+    noisy = perfusion.urine_output(map_mmhg, 0.0, jnp.asarray([0.5, -0.1, 0, 0, -0.1]), kidney)
+    np.testing.assert_allclose(noisy, [1.5, 0.9, 0.5, 0.0, 0.0], rtol=1e-12)
+
+
+def test_a_healthy_admission_scores_no_sofa_point_and_its_lactate_is_the_states_own():
+    params = _medium_patient()
+    state = coupled.admit(params, 0.0, 0.0, _zero_draws(jnp.float64), jnp.float64)
+    assert float(state.map_mmhg) == pytest.approx(85.0, abs=0.5)
+    assert float(state.lactate) == 1.0  # a resting host: production 0, the baseline
+    assert float(state.urine) == 1.0
+    assert int(sofa.sofa_score(state.map_mmhg, 0.0, state.urine, state.lactate)) == 0
+    # Admission jitter scales the state's lactate; the ODE carries the same value.
+    jittered = replace_params(params, admission_jitter=0.2)
+    draws = _zero_draws(jnp.float64).replace(lactate_u=jnp.asarray(0.5))
+    state = coupled.admit(jittered, 0.0, 0.0, draws, jnp.float64)
+    assert float(state.lactate) == pytest.approx(1.1) and state.ode.lactate == state.lactate
+
+
+def test_measurement_noise_changes_the_observations_and_never_the_state():
+    """The same treatment course with the MAP and urine noise on and off: every state leaf
+    (the ODE, lactate, plasma, damage) is bit-identical, the observed MAP and urine differ."""
+    quiet = _medium_patient()
+    noisy = replace_params(quiet, map_noise_sd=5.0, urine_noise_sd=0.2)
+    keys = jax.random.split(jax.random.key(7), 24)
+    fluid = jnp.asarray([500.0, 250.0, 0.0, 100.0] * 6)
+    dose = jnp.linspace(0.0, 0.4, 24)
+
+    @jax.jit
+    def course(params):
+        dtype = jnp.float64
+        state = coupled.admit(params, 0.0, 0.0, draw(keys[0], dtype), dtype)
+
+        def body(state, xs):
+            key, f, d = xs
+            state = coupled.advance(
+                state, params, INTEGRATE, Treatment(f, d, 0.2), draw(key, dtype)
+            )
+            return state, state
+
+        return jax.lax.scan(body, state, (keys, fluid, dose))[1]
+
+    a, b = course(quiet), course(noisy)
+    for leaf_a, leaf_b in zip(
+        jax.tree.leaves((a.ode, a.lactate, a.plasma, a.damage, a.volume)),
+        jax.tree.leaves((b.ode, b.lactate, b.plasma, b.damage, b.volume)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(leaf_a, leaf_b)
+    assert np.all(a.map_mmhg != b.map_mmhg) and np.mean(a.urine != b.urine) > 0.5
+    assert np.ptp(np.asarray(a.lactate)) > 0.1  # lactate does move over the course
 
 
 # --- jit, vmap and gradients through advance() ------------------------------------------------
