@@ -111,8 +111,15 @@ class CoupledParams:
     initial_pathogen: float = param(
         1.25, 0.5, 2.5, "10^6 cells/cc", "Reynolds 2006 scenarios; Pulse infection severity"
     )
+    # The same for every patient: a threshold drawn per patient made death partly a coin
+    # toss independent of the course; patients differ by how their damage evolves.
     lethal_damage: float = param(
-        10.0, 5.0, 15.0, "units D", "between the healthy peak (3.3) and the death state (17.4)"
+        10.0,
+        5.0,
+        15.0,
+        "units D",
+        "between the healthy peak (3.3) and the death state (17.4); " + _ASSUMED,
+        per_patient=False,
     )
 
     @property

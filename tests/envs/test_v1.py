@@ -311,10 +311,10 @@ def test_random_actions_at_full_spread_stay_finite_and_in_bounds(env_id):
         assert np.all(np.isfinite(_observations(run))) and np.all(np.isfinite(reward))
         for i, name in enumerate(env.info_names):
             assert np.all(np.isfinite(info[..., i])), (severity, name)
-        # Every patient is drawn: 51 parameters in info, in their declared ranges.
+        # Every patient is drawn: 50 parameters in info, in their declared ranges.
         fields = per_patient_fields(params.patient)
         assert env.info_names[-len(fields) :] == tuple(f.name for f in fields)
-        assert len(fields) == 51
+        assert len(fields) == 50
         for f in fields:
             drawn = info[..., env.info_names.index(f.name)]
             low, high = np.float32(f.spec.low), np.float32(f.spec.high)

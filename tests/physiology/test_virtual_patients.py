@@ -377,7 +377,7 @@ def test_a_batch_holds_different_patients_and_each_keeps_its_own_for_an_episode(
 def test_info_reports_every_drawn_parameter_by_name():
     env, params, ((_, admitted), _, final) = _privileged_cohort()
     fields = per_patient_fields(params.patient)
-    assert len(fields) == 51
+    assert len(fields) == 50
     assert env.info_names[-len(fields) :] == tuple(f.name for f in fields)
     for state in (admitted, final):
         info = jax.vmap(env.info)(state)
