@@ -135,7 +135,8 @@ def cohort(
 ) -> dict[str, Any]:
     """Patients ``0 .. n_patients - 1`` of ``key`` for ``n_steps`` hours of ``env.step_env``
     (no auto-reset) under policy ``policy_id``, keeping per-patient books: the first death,
-    hours with observed MAP < 65 over hours 1-24 while alive, the largest dose within the
+    hours with observed MAP < 65 over hours 1-24 while alive and the mmHg-hours below 65
+    over them, the largest dose within the
     episode, ``N*`` and ``D`` at hour 12 and at the end, and the drawn circulation parameters.
     A task's fluid protocol (VasopressorTitration) stops after ``protocol_hours``."""
     patients = padded_patients(n_patients)
@@ -146,6 +147,7 @@ def cohort(
         "alive": jnp.ones((width,), bool),
         "death_hour": jnp.full((width,), n_steps + 1, jnp.int32),  # n_steps + 1: alive
         "hypotension_hours_24": jnp.zeros((width,), jnp.int32),
+        "map_deficit_24": zeros,
         "max_dose": zeros,
         "damage_12": zeros,
         "phagocytes_12": zeros,
@@ -158,11 +160,14 @@ def cohort(
         hour, alive = state.time + 1, books["alive"]
         inflammation = after.patient.ode.inflammation
         in_episode = alive & (state.time < EPISODE_HOURS)
-        low_map = alive & ~terminated & (hour <= 24) & (after.patient.map_mmhg < 65.0)
+        counted = alive & ~terminated & (hour <= 24)
+        low_map = counted & (after.patient.map_mmhg < 65.0)
+        deficit = jnp.where(counted, jnp.maximum(0.0, 65.0 - after.patient.map_mmhg), 0.0)
         books = {
             "alive": alive & ~terminated,
             "death_hour": jnp.where(alive & terminated, hour, books["death_hour"]),
             "hypotension_hours_24": books["hypotension_hours_24"] + low_map,
+            "map_deficit_24": books["map_deficit_24"] + deficit,
             "max_dose": jnp.where(
                 in_episode,
                 jnp.maximum(books["max_dose"], after.patient.vaso_dose),

@@ -117,7 +117,8 @@ def print_bolus(b: dict[str, Any]) -> None:
 
 def print_hypotension(rows: list[dict]) -> None:
     print(f"\n3. Hours with observed MAP < 65 over hours 1-24 and death by {EPISODE_HOURS} h")
-    print("survival of the patients alive at 24 h, by hours below 65 (n in brackets)")
+    print("survival of the patients alive at 24 h, by hours below 65 (n in brackets); odds ratio")
+    print("per mmHg of time-weighted MAP below 65 (Maheshwari: 1.114), adjusted for the tier")
     cols: list[Column] = [
         ("environment", "<24", lambda r: r["env_id"]),
         ("policy", "<10", lambda r: r["policy"]),
@@ -138,6 +139,11 @@ def print_hypotension(rows: list[dict]) -> None:
             lambda r: _or_cell(r["odds_ratio_per_hour_alive_at_24h"]),
         ),
         ("OR/h all", ">8", lambda r: _fmt(r["odds_ratio_per_hour_all"]["odds_ratio"], ".3f")),
+        (
+            "OR/mmHg TWA<65, tier-adj. (95% CI)",
+            ">34",
+            lambda r: _or_cell(r["odds_ratio_per_mmhg_twa_alive_at_24h_tier_adjusted"]),
+        ),
     ]
     print(text_table(rows, cols))
 
