@@ -200,6 +200,16 @@ def test_the_adjusted_odds_ratio_recovers_a_known_effect_that_confounding_hides(
     assert fit(x, died)["ci_low"] > 1.5
 
 
+def test_calibration_takes_parameter_overrides_only_with_their_own_output(monkeypatch):
+    parse = script("calibration_v1", monkeypatch, VALIDATION).parse_args
+    args = parse(["--set", "hypoperfusion_damage=0", "--out", "sensitivity.json"])
+    assert args.overrides == {"hypoperfusion_damage": 0.0} and args.figure is None
+    assert parse([]).overrides == {} and parse([]).figure.name == "antibiotic_delay.png"
+    for bad in (["--set", "hypoperfusion_damage=0"], ["--set", "x", "--out", "o.json"]):
+        with pytest.raises(SystemExit):
+            parse(bad)
+
+
 def test_cli_devices(tmp_path, monkeypatch):
     """Also the command line's relaunch on host devices: the script runs ``rollout --devices
     1`` and ``--devices 2`` as commands, checks that each says so and that the outcomes agree."""

@@ -204,8 +204,10 @@ class Runner:
         bar: tqdm,
         fate_hours: int = FATE_HOURS,
         one_horizon: bool = False,
+        overrides: dict[str, float] | None = None,
     ) -> None:
         self.n_patients, self.fate_hours = n_patients, fate_hours
+        self.overrides = dict(overrides or {})
         self.episode_hours = fate_hours if one_horizon else EPISODE_HOURS
         self.key = jax.random.key(seed)
         self.bar = bar
@@ -214,7 +216,9 @@ class Runner:
 
     def params(self, env_id: str, tier: str, policy_id: int, kill: float | None) -> Any:
         """The tier's params (traced, so one compiled env serves the three tiers)."""
-        params = sepsisim_jax.make(env_id, severity=tier, patient_spread=SPREAD)[1]
+        params = sepsisim_jax.make(env_id, severity=tier, patient_spread=SPREAD, **self.overrides)[
+            1
+        ]
         if env_id.startswith("VasopressorTitration") and policy_id == MAX_FLUID:
             params = params.replace(fluid_protocol_ml=1000.0)
         if kill is not None:

@@ -75,8 +75,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"{QUICK_FATE_HOURS} h (unless given), every cohort run to the fate horizon (one "
         "compiled function), no figure",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a model parameter for every cohort, e.g. hypoperfusion_damage=0 (a sensitivity: "
+        "the default output path is then not the committed results file)",
+    )
     parser.add_argument("--out", type=Path, help="JSON results file")
-    parser.add_argument("--figure", type=Path, default=FIGURE, help="not written with --quick")
+    parser.add_argument(
+        "--figure", type=Path, help="default: the docs figure; not written with --quick or --set"
+    )
     args = parser.parse_args(argv)
     args.patients = args.patients or (QUICK_PATIENTS if args.quick else 2000)
     args.envs = args.envs or (["SepsisManagement-v1"] if args.quick else list(ENVS))
@@ -85,6 +95,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--patients must be >= 10")
     if args.fate_hours < max(EPISODE_HOURS, 120):
         parser.error(f"--fate-hours must be >= {max(EPISODE_HOURS, 120)}")
+    args.overrides = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        try:
+            args.overrides[name.strip()] = float(value)
+        except ValueError:
+            parser.error(f"--set takes NAME=VALUE with a number, got {item!r}")
+        if not sep or not name.strip():
+            parser.error(f"--set takes NAME=VALUE with a number, got {item!r}")
+    if args.overrides and args.out is None:
+        parser.error("--set changes the model: give --out, not the committed results file")
+    if args.figure is None and not args.overrides:
+        args.figure = FIGURE
     args.out = output_path(args.out, "calibration_v1", args.quick, RESULTS_DIR)
     return args
 
@@ -94,7 +117,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     envs = tuple(e for e in ENVS if e in args.envs)
     start = time.perf_counter()
     with tqdm(total=planned_runs(envs), desc="cohorts", unit="cohort") as bar:
-        run = Runner(args.patients, args.seed, bar, args.fate_hours, one_horizon=args.quick)
+        run = Runner(
+            args.patients,
+            args.seed,
+            bar,
+            args.fate_hours,
+            one_horizon=args.quick,
+            overrides=args.overrides,
+        )
         sm = "SepsisManagement-v1" in envs
         delay_rows, delay_targets, delay_sensitivity = antibiotic_delay(run) if sm else ([], [], [])
         bolus_result, bolus_targets = bolus(run) if sm else ({}, [])
@@ -107,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "patients": args.patients,
         "seed": args.seed,
         "patient_spread": SPREAD,
+        "parameter_overrides": args.overrides,
         "episode_hours": EPISODE_HOURS,
         "fate_hours": args.fate_hours,
         "envs": list(envs),
@@ -134,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         t["band"] = [None if np.isinf(v) else v for v in t["band"]]
     print_tables(results)
     print(f"\nwall time {elapsed:.0f} s")
-    if delay_rows and not args.quick:
+    if delay_rows and not args.quick and args.figure is not None:
         args.figure.parent.mkdir(parents=True, exist_ok=True)
         antibiotic_figure(delay_rows, args.patients).savefig(args.figure, dpi=100)
         print(f"Figure written to {args.figure}")
