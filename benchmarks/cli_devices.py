@@ -14,8 +14,8 @@ commands that split by default) is the faster of the two. On a GPU machine the c
 nothing (the flag is for CPUs), so the script says so and measures nothing.
 
 Usage: ``python benchmarks/cli_devices.py [--devices N] [--repeats 3] [--commands ...]
-[--quick] [--out FILE]``; ``--quick`` is a smoke test: a 512-patient rollout on both device
-counts, one round.
+[--quick] [--out FILE]``; ``--quick`` is a smoke test: one rollout of 2,048 patients of
+FluidResuscitation-v0 under the random policy on both device counts, one round.
 """
 
 from __future__ import annotations
@@ -42,15 +42,20 @@ from sepsisim_jax.text_table import Column
 ENV_ID = "SepsisManagement-v0"
 LARGE_COHORT = 262_144  # scaling.py's cohort, where two devices ran 1.55x faster
 REPEATS = 3
+# The smoke test's rollout: the cohort of ``scaling.py --quick`` (its env, policy, patients and
+# chunks), so that a test run compiles these programs once for both scripts.
+QUICK_ENV = "FluidResuscitation-v0"
+QUICK_ROLLOUT = ["rollout", "--env", QUICK_ENV, "--policy", "random"]
+QUICK_ROLLOUT += ["--patients", "2048", "--chunk-size", "1024"]
 
 
 def commands(quick: bool, checkpoint: Path) -> dict[str, list[str]]:
     """The measured command lines (without ``--devices``): each command at its defaults (the
     rollout of every id and baseline, 10,000 patients each; four PPO seeds of 2,000,000
     timesteps; 1,000 evaluation patients) and a rollout of ``LARGE_COHORT`` patients on one id;
-    with ``quick``, a rollout of 512 patients alone."""
+    with ``quick``, the rollout of :data:`QUICK_ROLLOUT` alone."""
     if quick:
-        return {"rollout": ["rollout", "--env", ENV_ID, "--patients", "512"]}
+        return {"rollout": QUICK_ROLLOUT}
     return {
         "rollout": ["rollout"],
         "large rollout": ["rollout", "--env", ENV_ID, "--patients", str(LARGE_COHORT)],
@@ -97,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
         help="measure only these (evaluate needs train)",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="a smoke test: a 512-patient rollout, one round"
+        "--quick", action="store_true", help="a smoke test: a 2,048-patient rollout, one round"
     )
     parser.add_argument("--out", type=Path, help="JSON results file")
     args = parser.parse_args(argv)
@@ -174,7 +179,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
         spec=".2f",
         unit="x",
     )
-    settings = {"settings": vars(args) | {"out": out.name}, "env_id": ENV_ID}
+    settings = {
+        "settings": vars(args) | {"out": out.name},
+        "env_id": QUICK_ENV if args.quick else ENV_ID,
+    }
     return report(out, settings, rows, columns, [target])
 
 

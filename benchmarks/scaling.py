@@ -22,7 +22,8 @@ Runs unchanged on a GPU machine (``JAX_PLATFORMS=cuda python benchmarks/scaling.
 the target is 1 billion env-steps/s on one H100-class GPU at a million patients or more; the
 JSON records the device. Usage: ``python benchmarks/scaling.py [--quick] [--sections ...]
 [--out FILE]``; ``--quick`` is a smoke test of every section at small sizes: 1 and 2 devices,
-chunks of 1,024 patients, FluidResuscitation-v0 (and -v1 alone for virtual patients).
+chunks of 1,024 patients, FluidResuscitation-v0 (and -v1 alone for virtual patients), both
+evaluations in one fresh process.
 """
 
 from __future__ import annotations
@@ -46,14 +47,17 @@ SECTIONS = ("devices", "batch", "virtual", "evaluation")
 
 
 def _limit_devices(count: int, gpu: bool) -> None:
-    """Before jax is imported: expose ``count`` devices (forced host devices on a CPU)."""
+    """Before jax is imported: expose ``count`` devices (forced host devices on a CPU, where
+    one device needs no flag unless ``XLA_FLAGS`` forces another count)."""
     if gpu:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         ids = visible.split(",") if visible else [str(i) for i in range(count)]
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(ids[:count])
-    else:
-        flags = os.environ.get("XLA_FLAGS", "")
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}"
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    if count == 1 and "xla_force_host_platform_device_count" not in flags:
+        return  # the flag would only change the compilation cache's key
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}"
 
 
 def cohort_rate(
@@ -104,41 +108,44 @@ def cohort_rates(
 
 
 def child(args: argparse.Namespace) -> None:
-    """One measurement in this fresh process; prints one JSON line."""
+    """The measurements of this fresh process; prints one JSON line each."""
     if args.child == "devices":
         _limit_devices(args.child_devices, args.child_gpu)
         result = cohort_rate(args.env, 0.0, args.patients, args.chunk, args.repeats)
-    else:
-        import jax
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+    import jax
 
-        import sepsisim_jax
-        from sepsisim_jax.policies import heuristic_policy
-        from sepsisim_jax.training import evaluate
+    import sepsisim_jax
+    from sepsisim_jax.policies import heuristic_policy
+    from sepsisim_jax.training import evaluate
 
-        env, params = sepsisim_jax.make(args.env)
+    env, params = sepsisim_jax.make(args.env)
+    for patients in args.child_eval_patients:
         start = time.perf_counter()
-        row = evaluate(heuristic_policy(env), env, params, jax.random.key(0), args.eval_patients)
+        row = evaluate(heuristic_policy(env), env, params, jax.random.key(0), patients)
         result = {
             "env": args.env,
             "policy": "heuristic",
-            "patients": args.eval_patients,
+            "patients": patients,
             "devices": jax.device_count(),
             "wall_s": time.perf_counter() - start,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "survival": row["survival"],
             "mean_return": row["mean_return"],
         }
-    print("RESULT " + json.dumps(result), flush=True)
+        print("RESULT " + json.dumps(result), flush=True)
 
 
-def _spawn(args: list[str]) -> dict[str, Any]:
+def _spawn(args: list[str]) -> list[dict[str, Any]]:
+    """The results a child process printed, in order."""
     done = subprocess.run(
         [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, check=False
     )
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
     if done.returncode or not lines:
         raise RuntimeError(f"child {args} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-    return json.loads(lines[-1].removeprefix("RESULT "))
+    return [json.loads(line.removeprefix("RESULT ")) for line in lines]
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
@@ -154,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     parser.add_argument("--max-batch", type=int, default=1_048_576)
     parser.add_argument("--max-devices", type=int, help="default: every GPU, or every CPU core")
     parser.add_argument("--eval-patients", type=int, default=10_000_000)
+    parser.add_argument("--child-eval-patients", type=int, nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
     parser.add_argument("--out", type=Path)
@@ -186,7 +194,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     start = time.perf_counter()
 
     if "devices" in args.sections:
-        rows = [_spawn(["--child", "devices", "--child-devices", str(k), *common]) for k in counts]
+        rows = [
+            _spawn(["--child", "devices", "--child-devices", str(k), *common])[0] for k in counts
+        ]
         for row in rows:
             row["vs_one_device"] = row["steps_per_s"] / rows[0]["steps_per_s"]
         results["devices"] = rows
@@ -267,11 +277,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
         print(f"target: virtual patients cost <= {VP_TARGET}x: {verdict(met)} (worst {worst:.2f}x)")
 
     if "evaluation" in args.sections:
-        sizes = (args.eval_patients // 10, args.eval_patients)  # memory must not grow with it
-        rows = [
-            _spawn(["--child", "evaluation", "--env", args.env, "--eval-patients", str(n)])
-            for n in sizes
-        ]
+        sizes = [args.eval_patients // 10, args.eval_patients]  # memory must not grow with it
+        # Each size in a fresh process (its peak memory alone); a smoke test runs both in one.
+        runs = [sizes] if args.quick else [[n] for n in sizes]
+        evaluation = ["--child", "evaluation", "--env", args.env, "--child-eval-patients"]
+        rows = [row for run in runs for row in _spawn([*evaluation, *map(str, run)])]
         results["evaluation"] = rows
         for row in rows:
             print(

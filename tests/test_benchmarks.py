@@ -22,6 +22,11 @@ BENCHMARKS, VALIDATION = ROOT / "benchmarks", ROOT / "validation"
 
 pytestmark = pytest.mark.slow
 
+# Scripts whose smoke tests compile the same programs run on one worker, one after the other
+# (--dist loadgroup): the later ones find those programs in the compilation cache.
+# scaling.py's quick cohort, which cli_devices.py runs as a command on the same device counts:
+SAME_COHORT = pytest.mark.xdist_group("benchmarks-cohort")
+
 
 def script(name: str, monkeypatch: pytest.MonkeyPatch, directory: Path = BENCHMARKS) -> ModuleType:
     monkeypatch.syspath_prepend(str(directory))
@@ -123,6 +128,7 @@ def test_ppo_quality(tmp_path, monkeypatch):
     check_targets(results["targets"], {"vs_heuristic", "vs_paper"})
 
 
+@SAME_COHORT
 def test_scaling(tmp_path, monkeypatch):
     results = quick("scaling", tmp_path, monkeypatch)
     assert [row["devices"] for row in results["devices"]] == [1, 2]
@@ -210,6 +216,7 @@ def test_calibration_takes_parameter_overrides_only_with_their_own_output(monkey
             parse(bad)
 
 
+@SAME_COHORT
 def test_cli_devices(tmp_path, monkeypatch):
     """Also the command line's relaunch on host devices: the script runs ``rollout --devices
     1`` and ``--devices 2`` as commands, checks that each says so and that the outcomes agree."""
