@@ -67,13 +67,17 @@ def timing_row(
     }
 
 
-def train_ours(env_id: str, timesteps: int, progress: bool = False) -> dict[str, Any]:
-    """Train sepsisim_jax's PPO (default config, one seed); compile and train timed apart.
+def train_ours(
+    env_id: str, timesteps: int, progress: bool = False, quick: bool = False
+) -> dict[str, Any]:
+    """Train sepsisim_jax's PPO (default config, one seed); compile and train timed apart
+    (``quick``: with the sizes of :data:`QUICK_SIZES`).
 
     At least one update runs; the timesteps are whole updates (``num_envs x num_steps``).
     """
-    one_update = default_config(env_id, SEVERITY).batch_size
-    config = default_config(env_id, SEVERITY, total_timesteps=max(timesteps, one_update))
+    sizes = QUICK_SIZES if quick else {}
+    one_update = default_config(env_id, SEVERITY, **sizes).batch_size
+    config = default_config(env_id, SEVERITY, total_timesteps=max(timesteps, one_update), **sizes)
     result = train_ppo(config, n_seeds=1, seed=JAX_SEED, progress=progress)
     steps = config.num_updates * config.batch_size
     compile_s, train_s = result.compile_seconds, result.train_seconds

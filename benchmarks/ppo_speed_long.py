@@ -3,8 +3,9 @@ SepsisManagement-v0, compilation included (target: under 180 s).
 
 Default configuration, one seed; compilation and training are timed apart and summed. The
 target is evaluated only for 5,000,000 timesteps or more, so not with ``--quick`` (one
-update). See ``README.md`` in this directory for the JSON schema. Usage: ``python
-benchmarks/ppo_speed_long.py [--timesteps 5000000] [--quick] [--out FILE]``.
+update at the sizes of ``ppo_common.QUICK_SIZES``). See ``README.md`` in this directory for
+the JSON schema. Usage: ``python benchmarks/ppo_speed_long.py [--timesteps 5000000] [--quick]
+[--out FILE]``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from common import output_path, verdict, write_results
 from ppo_common import LONG_ENV, environment, finish, positive, train_ours
 
 LONG_TIMESTEPS = 5_000_000
-QUICK_TIMESTEPS = 4_608  # one update of the default configuration
+QUICK_TIMESTEPS = 288  # one update at the smoke test's sizes (ppo_common.QUICK_SIZES)
 TARGET_LONG_S = 180.0  # compile + train seconds of the LONG_TIMESTEPS run
 
 
@@ -72,7 +73,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     info = environment({"env_id": LONG_ENV, "long_timesteps": args.timesteps})
-    long_run = train_ours(LONG_ENV, args.timesteps, progress=True)
+    long_run = train_ours(LONG_ENV, args.timesteps, progress=True, quick=args.quick)
     long_run["requested_timesteps"] = args.timesteps
     finish(info)
     target = verdicts(long_run)

@@ -147,11 +147,14 @@ REST = {
 }
 
 
-def profile(seed_counts: Sequence[int], repeats: int, updates: int) -> dict[str, Any]:
+def profile(
+    seed_counts: Sequence[int], repeats: int, updates: int, quick: bool = False
+) -> dict[str, Any]:
     """Time each stage of one update of the jitted PPO (the headline's configuration), vmapped
     over each count of seeds: compile everything, then ``repeats`` interleaved rounds; the
-    fastest call of each stage counts. Milliseconds per update (of all the seeds)."""
-    config = same_config(updates)
+    fastest call of each stage counts. Milliseconds per update (of all the seeds).
+    ``quick``: at the sizes of ``ppo_common.QUICK_SIZES``."""
+    config = same_config(updates, quick)
     parts, trainer = make_update_parts(config), make_train(config)
 
     def inputs(runner: Any) -> tuple[Any, Any]:
@@ -252,7 +255,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, help="JSON results file")
     parser.add_argument(
-        "--quick", action="store_true", help="one seed, one update per call, two rounds"
+        "--quick",
+        action="store_true",
+        help="one seed, one update per call, two rounds, the smoke test's sizes",
     )
     args = parser.parse_args(argv)
     defaults = {"profile_seeds": list(PROFILE_SEEDS), "updates": PROFILE_UPDATES}
@@ -268,7 +273,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     info = environment({"profile_seeds": list(args.profile_seeds)})
-    prof = profile(args.profile_seeds, args.repeats, args.updates)
+    prof = profile(args.profile_seeds, args.repeats, args.updates, args.quick)
     finish(info)
     print_profile(prof)
     results = {"environment": info, "profile": prof}

@@ -44,7 +44,11 @@ from sepsisim_jax.text_table import text_table
 from sepsisim_jax.training import default_config
 
 DEFAULT_TIMESTEPS = 20_000
-QUICK_TIMESTEPS = 2_048  # one stable-baselines3 rollout (n_steps = 2048)
+QUICK_TIMESTEPS = 64  # one stable-baselines3 rollout of the smoke test's n_steps
+# A smoke test's SB3 rollout and minibatch (the reference's: 2,048 steps, minibatches of 64 or
+# 128); its other hyperparameters are the reference's. The jitted PPO runs one update of the
+# default configuration, the program ppo_quality.py's smoke test trains too.
+QUICK_SB3 = {"n_steps": 64, "batch_size": 64}
 TARGET_VS_SB3 = 100.0  # our training env-steps/s over SB3's, one core each
 LABEL = "SB3 at the reference's hyperparameters"
 # The keys of ENV_CONFIGS that the reference passes to PPO (it ignores the others).
@@ -69,9 +73,11 @@ def gradient_steps_per_sample(env_id: str) -> float:
     return ref["n_epochs"] / ref["batch_size"] / ours
 
 
-def train_sb3(env_id: str, timesteps: int, bar: tqdm) -> dict[str, Any]:
-    """Train stable-baselines3 PPO as the reference does; time ``model.learn`` only."""
+def train_sb3(env_id: str, timesteps: int, bar: tqdm, quick: bool = False) -> dict[str, Any]:
+    """Train stable-baselines3 PPO as the reference does (``quick``: with the rollout and
+    minibatch of :data:`QUICK_SB3`); time ``model.learn`` only."""
     hyper = {k: ENV_CONFIGS[f"sepsisim/{env_id}"][k] for k in SB3_KEYS}
+    hyper |= QUICK_SB3 if quick else {}
     vec_env = DummyVecEnv([lambda: gymnasium.make(f"sepsisim/{env_id}")])
     assert vec_env.envs[0].unwrapped.severity == SEVERITY
     # seed= seeds random, numpy and torch, as the reference's own seeding calls do.
@@ -169,7 +175,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"{ids[0]} and {QUICK_TIMESTEPS:,} timesteps unless given: a smoke test",
+        help=f"{ids[0]} and {QUICK_TIMESTEPS:,} timesteps unless given, small rollouts and "
+        "minibatches: a smoke test",
     )
     args = parser.parse_args(argv)
     args.envs = args.envs or ([ids[0]] if args.quick else list(ids))
@@ -191,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     try:
         with tqdm(total=2 * len(args.envs), desc=LABEL, unit="run") as bar:
             for env_id in args.envs:
-                rows.append(train_sb3(env_id, args.timesteps, bar))
+                rows.append(train_sb3(env_id, args.timesteps, bar, args.quick))
                 bar.update()
                 bar.set_postfix_str(f"sepsisim_jax {env_id}")
                 rows.append(train_ours(env_id, args.timesteps))

@@ -246,7 +246,9 @@ def same_hyperparameters(
     updates: int, processes: int, seeds: int, quick: bool = False
 ) -> dict[str, Any]:
     """SB3 and the jitted PPO at identical hyperparameters, on one core and on ``processes``
-    cores, each pair run back to back (``quick``: at the sizes of ``ppo_common.QUICK_SIZES``)."""
+    cores, each pair run back to back (``quick``: at the sizes of ``ppo_common.QUICK_SIZES``;
+    with one process, SB3's run of the both-cores pair is in this process, the jitted PPO's
+    in a spawned one, which keeps the path of a full run)."""
     config = same_config(updates, quick)
     torch.set_num_threads(SAME_TORCH_THREADS)
     seeds_each = seeds // processes
@@ -261,7 +263,10 @@ def same_hyperparameters(
         rows.append(headline_row(JITTED, [prepare_ours(config, seeds)()], seeds))
         bar.update()
         bar.set_postfix_str(f"{SB3_REFERENCE} x {processes} processes")
-        per_process = run_processes("sb3", config, processes, 1)
+        if quick and processes == 1:  # nothing runs at once: this process stands in for it
+            per_process = [prepare_sb3(SB3_REFERENCE, config)()]
+        else:
+            per_process = run_processes("sb3", config, processes, 1)
         rows.append(headline_row(SB3_REFERENCE, per_process, 1))
         bar.update()
         bar.set_postfix_str(f"{JITTED} x {processes} processes")
@@ -359,7 +364,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--quick",
         action="store_true",
         help="a smoke test: one update of 4 patients x 72 steps, one epoch of 2 minibatches, "
-        "one seed, one process",
+        "one seed, one process (spawned for the jitted PPO only)",
     )
     args = parser.parse_args(argv)
     if args.same_updates is None:

@@ -26,6 +26,10 @@ pytestmark = pytest.mark.slow
 # (--dist loadgroup): the later ones find those programs in the compilation cache.
 # scaling.py's quick cohort, which cli_devices.py runs as a command on the same device counts:
 SAME_COHORT = pytest.mark.xdist_group("benchmarks-cohort")
+# The jitted PPO at ppo_common.QUICK_SIZES on SepsisManagement-v0:
+SAME_QUICK_PPO = pytest.mark.xdist_group("benchmarks-quick-ppo")
+# One update of the default PPO configuration on FluidResuscitation-v0:
+SAME_FLUID_PPO = pytest.mark.xdist_group("benchmarks-fluid-ppo")
 
 
 def script(name: str, monkeypatch: pytest.MonkeyPatch, directory: Path = BENCHMARKS) -> ModuleType:
@@ -120,6 +124,7 @@ def test_planning(tmp_path, monkeypatch):
     assert (tmp_path / "planning.png").exists()
 
 
+@SAME_FLUID_PPO
 def test_ppo_quality(tmp_path, monkeypatch):
     results = quick("ppo_quality", tmp_path, monkeypatch)
     (row,) = results["rows"]
@@ -139,6 +144,7 @@ def test_scaling(tmp_path, monkeypatch):
     assert (tmp_path / "scaling.png").exists()
 
 
+@SAME_QUICK_PPO
 def test_ppo_speed_same(tmp_path, monkeypatch):
     results = quick("ppo_speed_same", tmp_path, monkeypatch)
     same = results["same_hyperparameters"]
@@ -148,6 +154,7 @@ def test_ppo_speed_same(tmp_path, monkeypatch):
     check_targets(results["targets"], {"same_hyperparameters_both_cores"})
 
 
+@SAME_FLUID_PPO
 def test_ppo_speed_reference(tmp_path, monkeypatch):
     results = quick("ppo_speed_reference", tmp_path, monkeypatch)
     rows = results["reference_hyperparameters"]["rows"]
@@ -156,12 +163,14 @@ def test_ppo_speed_reference(tmp_path, monkeypatch):
     assert set(target["per_env"]) == {rows[0]["env_id"]}
 
 
+@SAME_QUICK_PPO
 def test_ppo_speed_long(tmp_path, monkeypatch):
     results = quick("ppo_speed_long", tmp_path, monkeypatch)
     assert results["long_run"]["timesteps"] == results["long_run"]["requested_timesteps"]
     assert results["targets"]["long_run"] == {"target_s": 180.0, "evaluated": False, "met": None}
 
 
+@SAME_QUICK_PPO
 def test_ppo_speed_profile(tmp_path, monkeypatch):
     results = quick("ppo_speed_profile", tmp_path, monkeypatch)
     profile = results["profile"]
